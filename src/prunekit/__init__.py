@@ -1,0 +1,43 @@
+"""prunekit: magnitude pruning and real compression for Keras 3 (JAX, TensorFlow, PyTorch).
+
+The API follows ``tfmot.sparsity.keras``, so ``import prunekit as tfmot`` keeps tfmot code
+running: ``tfmot.sparsity.keras.prune_low_magnitude(...)`` and ``prunekit.prune_low_magnitude``
+are the same function.
+
+Example:
+    >>> import keras, prunekit
+    >>> model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+    >>> pruned = prunekit.prune_low_magnitude(model, prunekit.ConstantSparsity(0.5, 0))
+"""
+
+from prunekit.callbacks import PruningSummaries, UpdatePruningStep
+from prunekit.masks import block_magnitude_mask, keep_count, m_by_n_mask, magnitude_mask
+from prunekit.prune import iter_wrappers, prune_low_magnitude, prune_scope, strip_pruning
+from prunekit.registry import PrunableLayer, register_prunable
+from prunekit.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
+from prunekit.wrapper import MissingCallbackError, PruneLowMagnitude
+
+from prunekit import sparsity  # noqa: E402  (tfmot-style namespace: prunekit.sparsity.keras)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConstantSparsity",
+    "MissingCallbackError",
+    "PolynomialDecay",
+    "PrunableLayer",
+    "PruneLowMagnitude",
+    "PruningSchedule",
+    "PruningSummaries",
+    "UpdatePruningStep",
+    "block_magnitude_mask",
+    "iter_wrappers",
+    "keep_count",
+    "m_by_n_mask",
+    "magnitude_mask",
+    "prune_low_magnitude",
+    "prune_scope",
+    "register_prunable",
+    "sparsity",
+    "strip_pruning",
+]

@@ -1,0 +1,146 @@
+"""Training callbacks: ``UpdatePruningStep`` (required) and ``PruningSummaries`` (TensorBoard)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+import numpy as np
+
+from prunekit.prune import iter_wrappers
+
+
+class UpdatePruningStep(keras.callbacks.Callback):
+    """Required callback when training a pruned model.
+
+    * ``on_train_begin``: every wrapper whose ``pruning_step`` is -1 (never trained) is set to
+      0, so the first training batch runs at step 1. Wrappers restored from a checkpoint keep
+      their step: a second ``fit`` continues counting.
+    * ``on_epoch_end``: writes ``w * mask`` into every pruned weight, so the weights are exactly
+      sparse after each epoch.
+
+    In a custom training loop call ``set_model(model)`` and ``on_train_begin()`` once, and
+    ``on_epoch_end(epoch)`` whenever exactly sparse weights are needed.
+
+    Example:
+        >>> import numpy as np
+        >>> from prunekit import prune_low_magnitude
+        >>> model = prune_low_magnitude(keras.Sequential([keras.Input((3,)),
+        ...                                               keras.layers.Dense(1)]))
+        >>> model.compile("sgd", "mse")
+        >>> _ = model.fit(np.ones((4, 3)), np.ones((4, 1)), verbose=0,
+        ...               callbacks=[UpdatePruningStep()])
+    """
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        for wrapper in iter_wrappers(self.model):
+            if not wrapper.built:
+                continue
+            if int(keras.ops.convert_to_numpy(wrapper.pruning_step.value)) == -1:
+                wrapper.pruning_step.assign(0)
+            wrapper._step_ready = True
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for wrapper in iter_wrappers(self.model):
+            if wrapper.built:
+                wrapper.apply_masks()
+
+
+def sparsity_of(value: Any) -> float:
+    """Fraction of exact zeros in an array-like.
+
+    Example:
+        >>> sparsity_of([0.0, 1.0, 0.0, 2.0])
+        0.5
+    """
+    array = np.asarray(keras.ops.convert_to_numpy(value))
+    return float(np.mean(array == 0)) if array.size else 0.0
+
+
+class PruningSummaries(keras.callbacks.Callback):
+    """Write pruning scalars for TensorBoard, without needing TensorFlow.
+
+    At the beginning of every epoch (tfmot's cadence), for each pruned weight of each wrapper,
+    writes ``<wrapper>/<weight>/sparsity`` (``1 - mean(mask)``) and
+    ``<wrapper>/<weight>/threshold`` to ``log_dir/metrics``, at step
+    ``model.optimizer.iterations``; also the epoch's loss and metrics to ``log_dir/train`` and
+    ``log_dir/validation``. Open with ``tensorboard --logdir LOG_DIR``.
+
+    Args:
+        log_dir: Directory for the event files (a non-empty string).
+        update_freq: ``"epoch"`` (default), or an int N to also write the pruning scalars every
+            N training batches.
+        **kwargs: Accepted for compatibility with ``keras.callbacks.TensorBoard`` and ignored.
+
+    Example:
+        >>> import tempfile
+        >>> callback = PruningSummaries(log_dir=tempfile.mkdtemp())
+    """
+
+    def __init__(self, log_dir: str, update_freq: str | int = "epoch", **kwargs: Any) -> None:
+        if not isinstance(log_dir, str) or not log_dir:
+            raise ValueError(
+                f"`log_dir` must be a non-empty string. You passed `log_dir`={log_dir!r}."
+            )
+        if update_freq != "epoch" and not (isinstance(update_freq, int) and update_freq > 0):
+            raise ValueError(
+                "update_freq must be 'epoch' or a positive integer number of batches. "
+                f"Received: update_freq={update_freq!r}"
+            )
+        super().__init__()
+        self.log_dir = log_dir
+        self.update_freq = update_freq
+        self._writers: dict[str, Any] = {}
+        self._batches = 0
+
+    def _writer(self, name: str) -> Any:
+        if name not in self._writers:
+            from tensorboard.summary import Writer
+
+            path = os.path.join(self.log_dir, name)
+            os.makedirs(path, exist_ok=True)
+            self._writers[name] = Writer(path)
+        return self._writers[name]
+
+    def _step(self) -> int:
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return self._batches
+        return int(keras.ops.convert_to_numpy(optimizer.iterations.value))
+
+    def _log_pruning(self, step: int) -> None:
+        writer = self._writer("metrics")
+        for wrapper in iter_wrappers(self.model):
+            if not wrapper.built:
+                continue
+            for weight, mask, threshold in zip(wrapper.prunable_weights, wrapper.masks,
+                                               wrapper.thresholds):
+                tag = f"{wrapper.name}/{weight.name}"
+                writer.add_scalar(f"{tag}/sparsity", sparsity_of(mask.value), step)
+                threshold_value = float(keras.ops.convert_to_numpy(threshold.value))
+                writer.add_scalar(f"{tag}/threshold", threshold_value, step)
+        writer.flush()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._log_pruning(self._step())
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._batches += 1
+        if self.update_freq != "epoch" and self._batches % self.update_freq == 0:
+            sync = getattr(self.model, "jax_state_sync", None)
+            if sync is not None:  # JAX keeps the live state outside the variables mid-epoch.
+                sync()
+            self._log_pruning(self._step())
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for key, value in (logs or {}).items():
+            split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            self._writer(split).add_scalar(f"epoch_{name}", float(value), epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}

@@ -1,0 +1,278 @@
+"""Encoding of weight tensors: nonzero patterns (bitmask or index deltas) and value streams.
+
+Every tensor becomes one record in the tensor table plus bytes appended to shared streams
+(``pattern``, ``zerosign`` and one value stream per stored dtype), so that similar bytes are
+compressed together. The record says how to read the tensor back; see docs/export.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from prunekit.export import quantize
+from prunekit.export.container import read_uvarint, write_uvarint
+
+LAYOUT_DENSE, LAYOUT_BITMASK, LAYOUT_DELTA = 0, 1, 2
+LAYOUT_NAMES = ("dense", "bitmask", "delta")
+FORMATS = ("f32", "f16", "i8", "raw")
+_ZEROSIGN_FLAG, _F32_SCALES_FLAG = 0x20, 0x40
+STREAMS = ("pattern", "zerosign", "f32", "f16", "i8", "raw")
+
+
+@dataclasses.dataclass
+class TensorInfo:
+    """What was stored for one tensor (used for size accounting and error reports)."""
+
+    shape: tuple[int, ...]
+    fmt: str
+    layout: str
+    nnz: int
+    n_zero_negative: int = 0
+    n_scales: int = 0
+    scale_bits: int = 0
+    value_bits: int = 0
+    values: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def varint_lengths(values: np.ndarray) -> np.ndarray:
+    """Bytes each value takes as a LEB128 varint.
+
+    Example:
+        >>> varint_lengths(np.array([0, 127, 128, 16384])).tolist()
+        [1, 1, 2, 3]
+    """
+    values = values.astype(np.uint64)
+    lengths = np.ones(values.shape, np.int64)
+    for k in range(1, 10):
+        lengths += values >= np.uint64(1 << (7 * k))
+    return lengths
+
+
+def encode_varints(values: np.ndarray) -> bytes:
+    """Encode non-negative integers as concatenated LEB128 varints (vectorized).
+
+    Example:
+        >>> encode_varints(np.array([1, 300])).hex()
+        '01ac02'
+    """
+    values = values.astype(np.uint64)
+    lengths = varint_lengths(values)
+    out = np.empty(int(lengths.sum()), np.uint8)
+    starts = np.cumsum(lengths) - lengths
+    for k in range(int(lengths.max(initial=0))):
+        sel = lengths > k
+        byte = (values[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)
+        more = (lengths[sel] > k + 1).astype(np.uint64) << np.uint64(7)
+        out[starts[sel] + k] = (byte | more).astype(np.uint8)
+    return out.tobytes()
+
+
+def decode_varints(buf: np.ndarray, count: int) -> tuple[np.ndarray, int]:
+    """Decode ``count`` varints from the start of a uint8 array; return ``(values, bytes used)``.
+
+    Example:
+        >>> decode_varints(np.frombuffer(bytes.fromhex("01ac02"), np.uint8), 2)[0].tolist()
+        [1, 300]
+    """
+    if count == 0:
+        return np.zeros(0, np.uint64), 0
+    ends = np.flatnonzero(buf < 0x80)[:count]
+    if len(ends) < count:
+        raise ValueError("Corrupted file: the pattern stream ends inside an index list.")
+    used = int(ends[-1]) + 1
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    group = np.repeat(np.arange(count), ends - starts + 1)
+    offset = np.arange(used) - starts[group]
+    if offset.max() > 9:
+        raise ValueError("Corrupted file: an index in the pattern stream is too long.")
+    parts = (buf[:used].astype(np.uint64) & np.uint64(0x7F)) << (np.uint64(7) * offset.astype(np.uint64))
+    return np.add.reduceat(parts, starts), used
+
+
+def pattern_bytes(mask: np.ndarray) -> tuple[int, bytes]:
+    """The smaller encoding of a flat boolean nonzero pattern: bitmask or index deltas.
+
+    The bitmask is ``np.packbits`` (most significant bit first, ``ceil(n/8)`` bytes). The
+    delta form lists, as varints, the gap before each nonzero: ``p0, p1 - p0 - 1, ...``.
+    Ties go to the bitmask.
+
+    Returns:
+        ``(layout, bytes)`` with layout ``LAYOUT_BITMASK`` or ``LAYOUT_DELTA``.
+
+    Example:
+        >>> pattern_bytes(np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1] * 2, bool))
+        (2, b'\\t\\t')
+    """
+    positions = np.flatnonzero(mask)
+    gaps = np.diff(positions, prepend=-1) - 1
+    if int(varint_lengths(gaps).sum()) < (mask.size + 7) // 8:
+        return LAYOUT_DELTA, encode_varints(gaps)
+    return LAYOUT_BITMASK, np.packbits(mask).tobytes()
+
+
+def encode_tensor(array: np.ndarray, mode: str) -> tuple[bytes, dict[str, bytes], TensorInfo]:
+    """Encode one weight tensor for a weight mode.
+
+    Args:
+        array: the variable's value as a NumPy array.
+        mode: ``"float32"``, ``"float16"`` or ``"int8"``.
+
+    Returns:
+        ``(record, streams, info)``: the tensor-table record, the bytes to append to each
+        stream, and a description of what was stored.
+
+    Example:
+        >>> rec, streams, info = encode_tensor(np.zeros((4, 4), np.float32), "float32")
+        >>> info.layout, info.nnz
+        ('delta', 0)
+    """
+    shape_bytes = bytes([array.ndim]) + b"".join(write_uvarint(d) for d in array.shape)
+    if array.dtype != np.float32:
+        name = array.dtype.name.encode("ascii")
+        record = bytes([FORMATS.index("raw") << 2]) + shape_bytes + bytes([len(name)]) + name
+        info = TensorInfo(array.shape, "raw", "dense", int(np.count_nonzero(array)))
+        info.value_bits = array.dtype.itemsize * 8
+        return record, {"raw": np.ascontiguousarray(array).tobytes()}, info
+    fmt, stored, scales = quantize.to_storage(array, mode)
+    flat = stored.reshape(-1)
+    nonzero = flat != 0
+    nnz = int(np.count_nonzero(nonzero))
+    itemsize = flat.dtype.itemsize
+    negzero = np.signbit(flat[~nonzero]) if fmt == "f32" else np.zeros(0, bool)
+    layout, pattern = pattern_bytes(nonzero)
+    sign_bytes = (len(negzero) + 7) // 8 if negzero.any() else 0
+    streams: dict[str, bytes] = {}
+    flags = FORMATS.index(fmt) << 2
+    info = TensorInfo(array.shape, fmt, LAYOUT_NAMES[layout], nnz, int(negzero.sum()))
+    info.value_bits = itemsize * 8
+    if scales is not None:
+        streams["f16" if scales.dtype == np.float16 else "f32"] = scales.tobytes()
+        flags |= _F32_SCALES_FLAG if scales.dtype == np.float32 else 0
+        info.n_scales, info.scale_bits = scales.size, scales.dtype.itemsize * 8
+    if len(pattern) + sign_bytes + nnz * itemsize < flat.size * itemsize:
+        flags |= layout
+        streams["pattern"] = pattern
+        if sign_bytes:
+            flags |= _ZEROSIGN_FLAG
+            streams["zerosign"] = np.packbits(negzero).tobytes()
+        values = flat[nonzero]
+    else:
+        layout, info.layout, values = LAYOUT_DENSE, "dense", flat
+    streams[fmt] = streams.get(fmt, b"") + values.tobytes()
+    info.values = flat[nonzero]
+    record = bytes([flags]) + shape_bytes
+    if layout != LAYOUT_DENSE:
+        record += write_uvarint(nnz)
+    return record, streams, info
+
+
+class _Streams:
+    """Sequential readers over the decoded streams, with clear errors on overrun."""
+
+    def __init__(self, streams: dict[str, bytes]):
+        self._data = {k: np.frombuffer(v, np.uint8) for k, v in streams.items()}
+        self._pos = dict.fromkeys(self._data, 0)
+
+    def take(self, name: str, nbytes: int) -> np.ndarray:
+        data, pos = self._data.get(name, np.zeros(0, np.uint8)), self._pos.get(name, 0)
+        if pos + nbytes > len(data):
+            raise ValueError(f"Corrupted file: stream {name!r} is shorter than the tensor table says.")
+        self._pos[name] = pos + nbytes
+        return data[pos : pos + nbytes]
+
+    def take_varints(self, name: str, count: int) -> np.ndarray:
+        data, pos = self._data.get(name, np.zeros(0, np.uint8)), self._pos.get(name, 0)
+        values, used = decode_varints(data[pos:], count)
+        self._pos[name] = pos + used
+        return values
+
+    def check_consumed(self) -> None:
+        for name, data in self._data.items():
+            if self._pos[name] != len(data):
+                raise ValueError(f"Corrupted file: stream {name!r} has unread bytes.")
+
+
+def _read_pattern(streams: _Streams, layout: int, size: int, nnz: int) -> np.ndarray:
+    if layout == LAYOUT_BITMASK:
+        bits = np.unpackbits(streams.take("pattern", (size + 7) // 8), count=size).astype(bool)
+        if int(bits.sum()) != nnz:
+            raise ValueError("Corrupted file: a bitmask does not match its nonzero count.")
+        return bits
+    positions = np.cumsum(streams.take_varints("pattern", nnz) + np.uint64(1)).astype(np.int64) - 1
+    if nnz and positions[-1] >= size:
+        raise ValueError("Corrupted file: an index list points past the end of its tensor.")
+    mask = np.zeros(size, bool)
+    mask[positions] = True
+    return mask
+
+
+def _read_one(table: bytes, pos: int, streams: _Streams) -> tuple[np.ndarray, int]:
+    flags = table[pos]
+    layout, fmt_id = flags & 0x03, (flags >> 2) & 0x07
+    if layout > LAYOUT_DELTA or fmt_id >= len(FORMATS):
+        raise ValueError(f"Corrupted file: bad tensor record flags {flags:#04x}.")
+    ndim, shape, pos = table[pos + 1], [], pos + 2
+    for _ in range(ndim):
+        dim, pos = read_uvarint(table, pos, "a tensor shape")
+        shape.append(dim)
+    size, fmt = int(np.prod(shape, dtype=np.int64)), FORMATS[fmt_id]
+    if fmt == "raw":
+        n = table[pos]
+        dtype = _numpy_dtype(bytes(table[pos + 1 : pos + 1 + n]).decode("ascii"))
+        raw = streams.take("raw", size * dtype.itemsize)
+        return np.frombuffer(raw.tobytes(), dtype).reshape(shape), pos + 1 + n
+    dtype = {"f32": np.float32, "f16": np.float16, "i8": np.int8}[fmt]
+    scales = None
+    if fmt == "i8":
+        scale_type = np.float32 if flags & _F32_SCALES_FLAG else np.float16
+        nbytes = shape[-1] * np.dtype(scale_type).itemsize
+        stream = "f32" if scale_type is np.float32 else "f16"
+        scales = np.frombuffer(streams.take(stream, nbytes).tobytes(), scale_type)
+    itemsize = np.dtype(dtype).itemsize
+    if layout == LAYOUT_DENSE:
+        flat = np.frombuffer(streams.take(fmt, size * itemsize).tobytes(), dtype).copy()
+    else:
+        nnz, pos = read_uvarint(table, pos, "a nonzero count")
+        mask = _read_pattern(streams, layout, size, nnz)
+        flat = np.zeros(size, dtype)
+        if flags & _ZEROSIGN_FLAG:
+            signs = np.unpackbits(streams.take("zerosign", (size - nnz + 7) // 8), count=size - nnz)
+            flat[~mask] = np.where(signs.astype(bool), -0.0, 0.0)
+        flat[mask] = np.frombuffer(streams.take(fmt, nnz * itemsize).tobytes(), dtype)
+    return quantize.from_storage(fmt, flat.reshape(shape), scales), pos
+
+
+def decode_tensors(table: bytes, count: int, streams: dict[str, bytes]) -> list[np.ndarray]:
+    """Decode ``count`` tensor records from the table, reading the shared streams in order.
+
+    Example:
+        >>> rec, s, _ = encode_tensor(np.eye(3, dtype=np.float32), "float32")
+        >>> decode_tensors(rec, 1, s)[0].tolist()
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    readers, pos, out = _Streams(streams), 0, []
+    for _ in range(count):
+        if pos + 2 > len(table):
+            raise ValueError("Corrupted file: the tensor table is shorter than its count.")
+        array, pos = _read_one(table, pos, readers)
+        out.append(array)
+    if pos != len(table):
+        raise ValueError("Corrupted file: the tensor table has unread bytes.")
+    readers.check_consumed()
+    return out
+
+
+def _numpy_dtype(name: str) -> np.dtype:
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes  # bfloat16 and friends; a dependency of Keras
+
+        return np.dtype(getattr(ml_dtypes, name))

@@ -1,0 +1,240 @@
+"""``prune_low_magnitude`` and ``strip_pruning``: putting wrappers into models and taking them out.
+
+Sequential and Functional models are cloned with ``keras.models.clone_model``; each layer of
+the clone is a wrapper around the *original* layer object, so the pruned model shares its
+weights with the model it came from (as in tfmot). Everything is validated before anything is
+cloned: a model that cannot be pruned as asked is left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+from keras.src.models.functional import Functional  # Not exported publicly.
+
+from prunekit import registry
+from prunekit.schedules import ConstantSparsity, PruningSchedule
+from prunekit.wrapper import PruneLowMagnitude, validate_block_args, validate_m_by_n
+
+_TYPE_ERROR = (
+    "`prune_low_magnitude` can only prune an object of the following types: "
+    "keras.models.Sequential, keras functional model, keras.layers.Layer, "
+    "list of keras.layers.Layer. You passed an object of type: {name}."
+)
+
+
+def _is_graph_model(obj: Any) -> bool:
+    return isinstance(obj, (keras.Sequential, Functional))
+
+
+def _check_model(model: keras.Model, policy: Any, path: str = "") -> None:
+    """Raise before cloning if any layer of ``model`` (recursively) cannot be wrapped."""
+    for layer in model.layers:
+        where = f"{path}{layer.name}"
+        if isinstance(layer, keras.Model):
+            if not _is_graph_model(layer):
+                raise ValueError(
+                    f"Subclassed models are not supported currently. Layer '{where}' is a "
+                    f"{type(layer).__name__}; expected a Sequential or Functional sub-model."
+                )
+            _check_model(layer, policy, where + "/")
+        elif isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)):
+            continue
+        elif policy is not None and not policy.allow_pruning(layer):
+            continue
+        elif not registry.is_supported(layer):
+            raise ValueError(f"Cannot prune model: at '{where}': "
+                             + str(registry.unsupported_layer_error(layer)))
+
+
+def _prune_model(model: keras.Model, params: dict[str, Any], policy: Any) -> keras.Model:
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if isinstance(layer, keras.Model):
+            return _prune_model(layer, params, policy)
+        if isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)):
+            return layer
+        if policy is not None and not policy.allow_pruning(layer):
+            return layer
+        return PruneLowMagnitude(layer, **params)
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def prune_low_magnitude(
+    to_prune: Any,
+    pruning_schedule: PruningSchedule | None = None,
+    block_size: tuple[int, int] = (1, 1),
+    block_pooling_type: str = "AVG",
+    pruning_policy: Any = None,
+    sparsity_m_by_n: tuple[int, int] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Wrap a layer, a list of layers or a model so that its weights are pruned in training.
+
+    Weights are zeroed by magnitude, following ``pruning_schedule``; train with the
+    :class:`~prunekit.UpdatePruningStep` callback, then call :func:`strip_pruning` to export.
+
+    * A layer returns a ``PruneLowMagnitude`` wrapper (``kwargs`` go to the wrapper).
+    * A list returns a list of wrappers (existing wrappers are kept).
+    * A Sequential or Functional model returns a clone whose layers are wrapped (shared layers
+      once, nested models recursively); it shares weights with ``to_prune`` and must be
+      compiled again.
+
+    Args:
+        to_prune: Layer, list of layers, Sequential or Functional model.
+        pruning_schedule: When and how much to prune; default ``ConstantSparsity(0.5, 0)``.
+        block_size: ``(height, width)`` blocks pruned together, for rank-2 weights.
+        block_pooling_type: ``"AVG"`` or ``"MAX"``.
+        pruning_policy: A :class:`PruningPolicy` deciding which layers of a model to prune.
+        sparsity_m_by_n: ``(m, n)`` structured sparsity, e.g. ``(2, 4)``.
+        **kwargs: Extra wrapper arguments (single layers only), e.g. ``input_shape``.
+
+    Returns:
+        The pruned layer, list or model.
+
+    Raises:
+        ValueError: For a bad argument, an unsupported layer (named with its path) or an
+            object that is not a layer or model -- before anything is modified.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(4),
+        ...                           keras.layers.Dense(1)])
+        >>> pruned = prune_low_magnitude(model, pruning_schedule=ConstantSparsity(0.5, 0))
+        >>> [type(layer).__name__ for layer in pruned.layers]
+        ['PruneLowMagnitude', 'PruneLowMagnitude']
+    """
+    validate_block_args(block_size, block_pooling_type)
+    validate_m_by_n(sparsity_m_by_n)
+    if pruning_schedule is None:
+        pruning_schedule = ConstantSparsity(0.5, 0)
+    if not isinstance(pruning_schedule, PruningSchedule):
+        raise TypeError(
+            "pruning_schedule must be a prunekit.PruningSchedule (e.g. ConstantSparsity, "
+            f"PolynomialDecay). Received: {type(pruning_schedule).__name__}"
+        )
+    params = {
+        "pruning_schedule": pruning_schedule,
+        "block_size": tuple(block_size),
+        "block_pooling_type": block_pooling_type,
+        "sparsity_m_by_n": sparsity_m_by_n,
+    }
+    if isinstance(to_prune, list):
+        return _prune_list(to_prune, params)
+    if _is_graph_model(to_prune):
+        if pruning_policy is not None:
+            pruning_policy.ensure_model_supports_pruning(to_prune)
+        _check_model(to_prune, pruning_policy)
+        return _prune_model(to_prune, params, pruning_policy)
+    if isinstance(to_prune, keras.layers.Layer) and not isinstance(to_prune, keras.Model):
+        if isinstance(to_prune, PruneLowMagnitude):
+            return to_prune
+        return PruneLowMagnitude(to_prune, **params, **kwargs)
+    raise ValueError(_TYPE_ERROR.format(name=type(to_prune).__name__))
+
+
+def _prune_list(layers: list[Any], params: dict[str, Any]) -> list[Any]:
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model):
+            raise ValueError(_TYPE_ERROR.format(name=f"list containing {type(layer).__name__} "
+                                                     f"at index {i}"))
+        if not isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)):
+            if not registry.is_supported(layer):
+                raise registry.unsupported_layer_error(layer)
+    result = []
+    for layer in layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            layer = keras.layers.InputLayer.from_config(layer.get_config())
+            result.append(layer)
+        elif isinstance(layer, PruneLowMagnitude):
+            result.append(layer)
+        else:
+            result.append(PruneLowMagnitude(layer, **params))
+    return result
+
+
+def iter_wrappers(model: Any) -> Iterator[PruneLowMagnitude]:
+    """Yield every ``PruneLowMagnitude`` wrapper in ``model``, however deeply nested.
+
+    Example:
+        >>> pruned = prune_low_magnitude(keras.Sequential([keras.Input((3,)),
+        ...                                                keras.layers.Dense(2)]))
+        >>> len(list(iter_wrappers(pruned)))
+        1
+    """
+    if isinstance(model, PruneLowMagnitude):
+        yield model
+    seen = set()
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, PruneLowMagnitude) and id(layer) not in seen:
+            seen.add(id(layer))
+            yield layer
+
+
+def strip_pruning(model: keras.Model) -> keras.Model:
+    """Return a plain Keras model without pruning wrappers, with exactly sparse weights.
+
+    The mask is applied to every pruned weight first (``w <- w * mask``), so the result's
+    pruned weights are exact zeros and its predictions equal the pruned model's. The result
+    shares weight variables with ``model``.
+
+    Args:
+        model: A Sequential or Functional model, usually from :func:`prune_low_magnitude`.
+
+    Returns:
+        A model with the original architecture (same ``get_config()`` as the unpruned model).
+
+    Raises:
+        ValueError: If ``model`` is not a ``keras.Model``.
+
+    Example:
+        >>> base = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> stripped = strip_pruning(prune_low_magnitude(base))
+        >>> [type(layer).__name__ for layer in stripped.layers]
+        ['Dense']
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "Expected model to be a `keras.Model` instance. "
+            f"Received: an object of type {type(model).__name__}"
+        )
+    if not _is_graph_model(model):
+        raise ValueError(
+            "strip_pruning supports Sequential and Functional models. "
+            f"Received: a subclassed model of type {type(model).__name__}"
+        )
+    for wrapper in iter_wrappers(model):
+        if wrapper.built:
+            wrapper.apply_masks()
+    return _strip(model)
+
+
+def _strip(model: keras.Model) -> keras.Model:
+    def unwrap(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if isinstance(layer, keras.Model) and _is_graph_model(layer):
+            return _strip(layer)
+        if isinstance(layer, PruneLowMagnitude):
+            inner = layer.layer
+            if getattr(layer, "_input_shape_arg", None) is not None:
+                inner._input_shape_arg = layer._input_shape_arg
+            return inner
+        return layer
+
+    return keras.models.clone_model(model, clone_function=unwrap)
+
+
+@contextlib.contextmanager
+def prune_scope() -> Iterator[None]:
+    """Compatibility no-op: pruned models load with plain ``keras.saving.load_model``.
+
+    Kept so that tfmot code (``with prune_scope(): load_model(...)``) keeps running; it opens
+    a custom-object scope holding the wrapper class.
+
+    Example:
+        >>> with prune_scope():
+        ...     pass
+    """
+    with keras.saving.custom_object_scope({"PruneLowMagnitude": PruneLowMagnitude}):
+        yield

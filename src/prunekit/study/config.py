@@ -1,0 +1,242 @@
+"""What a study runs, checked once before any training.
+
+The article's runs (a-d) always use the article's parameters, so the default study reproduces it.
+The pruning options (``sparsity``, ``schedule``, ``begin_step``... ``--sparsity``... on the command
+line) define one extra run, ``custom``, shown beside the others; its defaults are run (b)'s.
+``epochs`` and ``seed`` apply to every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from prunekit.study.data import DATASETS
+
+#: Run ids in the order they run, with their one-letter aliases.
+RUN_IDS = ("baseline", "whole", "layer", "weights", "recommended", "custom")
+RUN_ALIASES = {"a": "baseline", "b": "whole", "c": "layer", "d": "weights",
+               "r": "recommended", "x": "custom"}
+DEFAULT_RUNS = ("baseline", "whole", "layer", "weights", "recommended")
+#: Runs that start from the trained baseline's weights (they need run ``baseline``).
+NEEDS_BASELINE = ("weights", "recommended")
+SCHEDULES = ("constant", "polynomial")
+POOLINGS = ("AVG", "MAX")
+PRUNE_LAYERS = ("all", "hidden")
+HIDDEN_UNITS = 128
+FULL_EPOCHS = 300
+QUICK_EPOCHS = 3
+
+
+class StudyConfigError(ValueError):
+    """An invalid study setting; the message names the command-line flag."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomPruning:
+    """Parameters of the ``custom`` run (defaults: run (b), the article's ``pruning_params``).
+
+    Attributes:
+        sparsity: Target (final) sparsity, in [0, 1).
+        schedule: ``"constant"`` (ConstantSparsity) or ``"polynomial"`` (PolynomialDecay).
+        initial_sparsity: PolynomialDecay's initial sparsity.
+        begin_step: First step at which the mask is updated.
+        end_step: Last step (``-1``: never stops; only for ``constant``).
+        frequency: Steps between mask updates.
+        block_size: ``(height, width)`` of the pruned blocks.
+        pooling: ``"AVG"`` or ``"MAX"``, how a block's magnitudes are pooled.
+        prune_layers: ``"all"`` Dense layers, or ``"hidden"`` (output layer left dense).
+        from_baseline: Start from the trained baseline's weights instead of from scratch.
+    """
+
+    sparsity: float = 0.5
+    schedule: str = "constant"
+    initial_sparsity: float = 0.0
+    begin_step: int = 0
+    end_step: int = -1
+    frequency: int = 100
+    block_size: tuple[int, int] = (1, 1)
+    pooling: str = "AVG"
+    prune_layers: str = "all"
+    from_baseline: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study needs; build it with :func:`make_config`, which validates.
+
+    Attributes:
+        dataset: ``"friedman"`` or ``"digits"``.
+        runs: Run ids to execute, in execution order.
+        epochs: Maximum epochs of every run (early stopping may end a run sooner).
+        seed: Seed given to ``keras.utils.set_random_seed`` before each run.
+        quick: Whether the short test mode was asked for (recorded in the results).
+        custom: Parameters of the ``custom`` run.
+        batch_size: Keras batch size (the article used the default, 32).
+        validation_split: Fraction of the training rows held out for ``val_loss``.
+    """
+
+    dataset: str = "friedman"
+    runs: tuple[str, ...] = DEFAULT_RUNS
+    epochs: int = FULL_EPOCHS
+    seed: int = 0
+    quick: bool = False
+    custom: CustomPruning = dataclasses.field(default_factory=CustomPruning)
+    batch_size: int = 32
+    validation_split: float = 0.2
+
+
+def parse_block_size(text: str) -> tuple[int, int]:
+    """Parse ``"2x3"`` into ``(2, 3)``.
+
+    Args:
+        text: Height and width separated by ``x`` (or ``,``).
+
+    Returns:
+        The block size.
+
+    Raises:
+        StudyConfigError: If ``text`` is not two positive integers.
+
+    Example:
+        >>> parse_block_size("2x3")
+        (2, 3)
+    """
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        height, width = (int(p) for p in parts)
+    except ValueError:
+        height = width = 0
+    if height <= 0 or width <= 0:
+        raise StudyConfigError(
+            f"--block-size must be HEIGHTxWIDTH with positive integers, e.g. 2x3. "
+            f"Received: --block-size={text!r}"
+        )
+    return height, width
+
+
+def parse_runs(text: str) -> tuple[str, ...]:
+    """Parse ``"a,b,recommended"`` into run ids in execution order.
+
+    Runs that start from the baseline's weights pull in ``baseline``.
+
+    Args:
+        text: Comma-separated run ids or their letters (a, b, c, d, r, x).
+
+    Returns:
+        Run ids, ordered as :data:`RUN_IDS`.
+
+    Raises:
+        StudyConfigError: If a name is unknown or the list is empty.
+
+    Example:
+        >>> parse_runs("d,b")
+        ('baseline', 'whole', 'weights')
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    chosen = set()
+    for name in names:
+        run = RUN_ALIASES.get(name.lower(), name.lower())
+        if run not in RUN_IDS:
+            raise StudyConfigError(
+                f"--runs: unknown run {name!r}; expected some of {', '.join(RUN_IDS)} "
+                f"(or a, b, c, d, r, x). Received: --runs={text!r}"
+            )
+        chosen.add(run)
+    if not chosen:
+        raise StudyConfigError(f"--runs must name at least one run. Received: --runs={text!r}")
+    if chosen & set(NEEDS_BASELINE):
+        chosen.add("baseline")
+    return tuple(r for r in RUN_IDS if r in chosen)
+
+
+def kernel_shapes(dataset: str) -> dict[str, tuple[int, int]]:
+    """Kernel shapes of the study's model for ``dataset``: hidden and output Dense.
+
+    Example:
+        >>> kernel_shapes("friedman")
+        {'hidden': (10, 128), 'output': (128, 1)}
+    """
+    n_features, n_out = (10, 1) if dataset == "friedman" else (64, 10)
+    return {"hidden": (n_features, HIDDEN_UNITS), "output": (HIDDEN_UNITS, n_out)}
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise StudyConfigError(message)
+
+
+def validate_custom(custom: CustomPruning, dataset: str) -> None:
+    """Reject invalid ``custom`` run parameters, naming the flag at fault.
+
+    Args:
+        custom: The parameters.
+        dataset: Dataset name (fixes the kernel shapes the block must fit).
+
+    Raises:
+        StudyConfigError: On the first invalid parameter.
+
+    Example:
+        >>> validate_custom(CustomPruning(sparsity=0.8), "friedman")
+        >>> validate_custom(CustomPruning(sparsity=1.0), "friedman")
+        Traceback (most recent call last):
+        ...
+        prunekit.study.config.StudyConfigError: --sparsity must be >= 0 and < 1. Received: --sparsity=1.0
+    """
+    c = custom
+    _check(0 <= c.sparsity < 1, f"--sparsity must be >= 0 and < 1. Received: --sparsity={c.sparsity}")
+    _check(c.schedule in SCHEDULES,
+           f"--schedule must be one of {', '.join(SCHEDULES)}. Received: --schedule={c.schedule!r}")
+    _check(c.pooling in POOLINGS,
+           f"--pooling must be one of {', '.join(POOLINGS)}. Received: --pooling={c.pooling!r}")
+    _check(c.prune_layers in PRUNE_LAYERS, f"--prune-layers must be one of "
+           f"{', '.join(PRUNE_LAYERS)}. Received: --prune-layers={c.prune_layers!r}")
+    _check(0 <= c.initial_sparsity < 1, "--initial-sparsity must be >= 0 and < 1. "
+           f"Received: --initial-sparsity={c.initial_sparsity}")
+    _check(c.begin_step >= 0, f"--begin-step must be >= 0. Received: --begin-step={c.begin_step}")
+    _check(c.frequency > 0, f"--frequency must be > 0. Received: --frequency={c.frequency}")
+    if c.schedule == "polynomial":
+        _check(c.end_step > c.begin_step, f"--end-step ({c.end_step}) must be > --begin-step "
+               f"({c.begin_step}) for --schedule polynomial")
+    else:
+        _check(c.end_step == -1 or c.end_step >= c.begin_step,
+               f"--end-step ({c.end_step}) must be >= --begin-step ({c.begin_step}), "
+               "or -1 (never stop)")
+    shapes = kernel_shapes(dataset)
+    targets = ("hidden", "output") if c.prune_layers == "all" else ("hidden",)
+    for target in targets:
+        rows, cols = shapes[target]
+        height, width = c.block_size
+        hint = " (add --prune-layers hidden to leave it dense)" if target == "output" else ""
+        _check(height <= rows and width <= cols,
+               f"--block-size {height}x{width} is larger than the {target} Dense kernel "
+               f"({rows}x{cols}) of the {dataset} model{hint}")
+
+
+def make_config(**settings) -> StudyConfig:
+    """Build and validate a :class:`StudyConfig`.
+
+    Keyword arguments are :class:`StudyConfig` fields; ``custom`` may be a dict of
+    :class:`CustomPruning` fields. ``runs`` may be a comma-separated string.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        StudyConfigError: If a setting is invalid (the message names its flag).
+
+    Example:
+        >>> make_config(runs="a,b", epochs=5).runs
+        ('baseline', 'whole')
+    """
+    custom = settings.pop("custom", None) or CustomPruning()
+    if isinstance(custom, dict):
+        custom = CustomPruning(**custom)
+    runs = settings.pop("runs", DEFAULT_RUNS)
+    runs = parse_runs(runs if isinstance(runs, str) else ",".join(runs))
+    config = StudyConfig(custom=custom, runs=runs, **settings)
+    _check(config.dataset in DATASETS, f"--dataset must be one of {', '.join(DATASETS)}. "
+           f"Received: --dataset={config.dataset!r}")
+    _check(config.epochs > 0, f"--epochs must be > 0. Received: --epochs={config.epochs}")
+    _check(config.seed >= 0, f"--seed must be >= 0. Received: --seed={config.seed}")
+    validate_custom(custom, config.dataset)
+    return config

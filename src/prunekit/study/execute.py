@@ -1,0 +1,276 @@
+"""Running the study: train each run, measure it the article's way, write the run folder.
+
+Run folder layout::
+
+    results.json  results.csv  report.html
+    summaries/<letter>-<run>.txt     model summaries (pruned and stripped), parameter counts
+    pictures/<letter>-<run>.png      keras.utils.plot_model pictures (needs graphviz + pydot)
+    models/<run>.keras, <run>.zip    saved models and the article's zips (and -stripped)
+    models/baseline.weights.h5       the baseline's weights, reloaded by runs d and r
+    logs/<run>/                      TensorBoard event files (tensorboard --logdir logs)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from prunekit.study import models
+from prunekit.study.config import StudyConfig
+from prunekit.study.data import Dataset, load_dataset, score
+from prunekit.study.results import RunResult, make_run_folder, write_results
+from prunekit.study.runs import RunPlan, plan_run
+
+_SUBFOLDERS = ("summaries", "pictures", "models", "logs")
+
+
+@dataclasses.dataclass
+class StudyOutcome:
+    """What :func:`run_study` produced.
+
+    Attributes:
+        folder: The run folder.
+        results: One :class:`RunResult` per run.
+        meta: The study's setup, as written to results.json.
+        report: Path of report.html.
+        extra_sizes: ``{run_id: int8 compressed bytes}`` when ``prunekit.export`` offers it.
+    """
+
+    folder: str
+    results: list[RunResult]
+    meta: dict[str, Any]
+    report: str
+    extra_sizes: dict[str, int] | None = None
+
+
+def _callbacks(plan: RunPlan, folder: str, recorder: Any, extra: list[Any]) -> list[Any]:
+    import keras
+
+    import prunekit
+
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=plan.patience,
+                                         start_from_epoch=plan.start_from_epoch)
+    logs = prunekit.PruningSummaries(log_dir=os.path.join(folder, "logs", plan.run_id))
+    steps = [prunekit.UpdatePruningStep()] if plan.pruning else []
+    return steps + [logs, stop, recorder] + extra
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=1024, verbose=0))
+
+
+def _write(folder: str, relative: str, text: str) -> str:
+    with open(os.path.join(folder, relative), "w", encoding="utf-8") as file:
+        file.write(text)
+    return relative
+
+
+def train_run(plan: RunPlan, config: StudyConfig, data: Dataset, folder: str,
+              progress: Any = None) -> tuple[Any, RunResult, Any]:
+    """Build, compile and fit one run with the study's seed and callbacks.
+
+    Args:
+        plan: The run.
+        config: The study configuration (epochs, seed, batch size...).
+        data: The dataset.
+        folder: The run folder (TensorBoard logs go to ``logs/<run>``).
+        progress: A :class:`~prunekit.study.progress.LiveProgress`, or ``None`` for silence.
+
+    Returns:
+        ``(model, result, recorder)``: the trained model, a partly filled :class:`RunResult`
+        (history, epochs, steps, time) and the :class:`PruningRecorder`.
+    """
+    import keras
+
+    from prunekit.study.progress import PruningRecorder
+
+    keras.utils.set_random_seed(config.seed)
+    model = models.compile_model(plan.build(), data)
+    recorder = PruningRecorder()
+    title = f"({plan.letter}) {plan.title}"
+    extra = [progress.callback(title, config.epochs, recorder)] if progress else []
+    start = time.perf_counter()
+    history = model.fit(data.x_train, data.y_train, epochs=config.epochs,
+                        batch_size=config.batch_size, validation_split=config.validation_split,
+                        callbacks=_callbacks(plan, folder, recorder, extra), verbose=0)
+    wall = time.perf_counter() - start
+    losses = {k: [float(v) for v in history.history.get(k, [])] for k in ("loss", "val_loss")}
+    epochs = len(losses["loss"])
+    result = RunResult(plan.run_id, plan.letter, plan.title, plan.description,
+                       pruning=plan.pruning, metric=data.metric, epochs=epochs,
+                       steps=int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+                       wall_time_s=round(wall, 3), history=losses, trace=recorder.trace)
+    return model, result, recorder
+
+
+def _schedule_record(model: Any, result: RunResult) -> None:
+    """Fill the schedule curve, final targets and whether they were reached."""
+    import keras
+
+    import prunekit
+    from prunekit.study.progress import schedule_curve
+
+    wrappers = [w for w in prunekit.iter_wrappers(model) if w.masks]
+    if not wrappers:
+        return
+    schedule = wrappers[0].pruning_schedule
+    steps, values = schedule_curve(schedule, result.steps)
+    result.schedule_curve = {"step": steps, "target": values}
+    final = float(keras.ops.convert_to_numpy(schedule(2**30)[1]))
+    result.target_sparsity = {w.layer.name: round(final, 6) for w in wrappers}
+    result.target_reached = abs(values[-1] - final) <= 0.005
+    if not result.target_reached:
+        result.notes.append(
+            f"The schedule's final sparsity ({final:.0%}) was not reached: training stopped "
+            f"after {result.epochs} epochs ({result.steps} steps) and the last mask update "
+            f"used {values[-1]:.0%}. Give it more epochs, an earlier end_step, or early "
+            "stopping that starts after the schedule ends."
+        )
+
+
+def measure_run(model: Any, result: RunResult, data: Dataset,
+                folder: str) -> tuple[RunResult, str | None]:
+    """Score, strip, size and describe a trained model, completing ``result``.
+
+    Args:
+        model: The trained model (pruned or not).
+        result: The run's partly filled result (from :func:`train_run`).
+        data: The dataset.
+        folder: The run folder.
+
+    Returns:
+        ``(result, problem)``: ``result`` completed, and why the model picture could not be
+        drawn (``None`` if it was).
+    """
+    import prunekit
+
+    name, stem = result.run_id, f"{result.letter}-{result.run_id}"
+    predictions = _predict(model, data.x_test)
+    result.test_metric = score(data, predictions)
+    result.params = models.count_params(model)
+    summary = models.summary_text(model, f"({result.letter}) {result.title}")
+    picture = os.path.join("pictures", f"{stem}.png")
+    problem = models.plot_model(model, os.path.join(folder, picture))
+    if problem is None:
+        result.files["picture"] = picture
+    if not result.pruning:
+        result.gz_size = models.gzipped_size(model, *_paths(folder, name))
+        result.sparsity = models.kernel_sparsity(model)
+        result.params_stripped = result.params
+    else:
+        result.gz_unstripped = models.gzipped_size(model, *_paths(folder, name))
+        stripped = prunekit.strip_pruning(model)
+        stripped_predictions = _predict(stripped, data.x_test)
+        result.stripped_metric = score(data, stripped_predictions)
+        result.predictions_max_abs_diff = float(np.max(np.abs(predictions - stripped_predictions)))
+        result.gz_size = models.gzipped_size(stripped, *_paths(folder, f"{name}-stripped"))
+        result.sparsity = models.kernel_sparsity(stripped)
+        result.params_stripped = models.count_params(stripped)
+        summary += "\n" + models.summary_text(stripped, "after strip_pruning")
+        _schedule_record(model, result)
+    result.files.update(summary=_write(folder, os.path.join("summaries", f"{stem}.txt"), summary),
+                        model=os.path.join("models", f"{name}.keras"),
+                        logs=os.path.join("logs", name))
+    return result, problem
+
+
+def _paths(folder: str, name: str) -> tuple[str, str]:
+    return (os.path.join(folder, "models", f"{name}.keras"),
+            os.path.join(folder, "models", f"{name}.zip"))
+
+
+def _extra_sizes(trained: dict[str, Any]) -> dict[str, int] | None:
+    """int8 compressed sizes from ``prunekit.export.model_sizes``, when it exists."""
+    try:
+        from prunekit.export import model_sizes
+    except ImportError:
+        return None
+    sizes = {}
+    for run_id, model in trained.items():
+        try:
+            report = model_sizes(model)
+        except Exception:  # noqa: BLE001 - an optional column must never sink the study.
+            continue
+        value = report.get("int8_compressed") if isinstance(report, dict) else None
+        if isinstance(value, (int, float)):
+            sizes[run_id] = int(value)
+    return sizes or None
+
+
+def study_meta(config: StudyConfig, data: Dataset, folder: str) -> dict[str, Any]:
+    """The setup recorded in results.json and shown at the top of the report."""
+    import keras
+
+    return {
+        "dataset": data.name, "data": data.description, "task": data.task,
+        "metric": data.metric, "n_train": len(data.x_train), "n_test": len(data.x_test),
+        "backend": keras.backend.backend(), "keras": keras.__version__, "seed": config.seed,
+        "epochs": config.epochs, "quick": config.quick, "runs": list(config.runs),
+        "batch_size": config.batch_size, "validation_split": config.validation_split,
+        "custom": dataclasses.asdict(config.custom) if "custom" in config.runs else None,
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "folder": folder, "logdir": os.path.join(folder, "logs"), "notes": [],
+    }
+
+
+def run_study(config: StudyConfig, out: str | None = None, verbose: bool = False,
+              console: Any = None) -> StudyOutcome:
+    """Run the study and write everything to a new run folder.
+
+    Args:
+        config: A validated configuration (:func:`prunekit.study.config.make_config`).
+        out: The run folder (a ``-2``... suffix is added if it exists); ``None``:
+            ``runs/<timestamp>``.
+        verbose: Draw one live progress line per run (and notes) on ``console``.
+        console: A ``rich.console.Console`` (default: a new one on stdout).
+
+    Returns:
+        The :class:`StudyOutcome`.
+
+    Example:
+        >>> from prunekit.study.config import make_config
+        >>> outcome = run_study(make_config(runs="a", epochs=2), out="/tmp/study")  # doctest: +SKIP
+        >>> outcome.results[0].epochs  # doctest: +SKIP
+        2
+    """
+    from rich.console import Console
+
+    from prunekit.study.progress import LiveProgress
+    from prunekit.study.report import write_report
+    from prunekit.study.table import ARTICLE_MSE
+
+    data = load_dataset(config.dataset)
+    folder = make_run_folder(out)
+    for sub in _SUBFOLDERS:
+        os.makedirs(os.path.join(folder, sub))
+    meta = study_meta(config, data, folder)
+    weights_path = os.path.join(folder, "models", "baseline.weights.h5")
+    console = console or Console(quiet=not verbose)
+    results, trained = [], {}
+    start = time.perf_counter()
+    with LiveProgress(console if verbose else Console(quiet=True)) as progress:
+        for run_id in config.runs:
+            plan = plan_run(run_id, config, data, weights_path)
+            model, result, _ = train_run(plan, config, data, folder, progress)
+            if run_id == "baseline":
+                model.save_weights(weights_path)
+                result.files["weights"] = os.path.relpath(weights_path, folder)
+            result, problem = measure_run(model, result, data, folder)
+            if problem and problem not in meta["notes"]:
+                meta["notes"].append(problem)
+                if verbose:
+                    console.print(f"[yellow]note:[/] {problem}")
+            results.append(result)
+            trained[run_id] = model
+            write_results(folder, results, meta)  # after every run: a crash keeps what ran
+    meta["total_time_s"] = round(time.perf_counter() - start, 2)
+    extra = _extra_sizes(trained)
+    write_results(folder, results, meta)
+    article = ARTICLE_MSE if data.name == "friedman" else None
+    report = write_report(folder, results, meta, extra=extra, article=article)
+    return StudyOutcome(folder, results, meta, report, extra)

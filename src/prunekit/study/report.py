@@ -1,0 +1,258 @@
+"""report.html: one self-contained page (plots as base64 PNG) telling the study's story."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from typing import Any
+
+from prunekit.study.results import RunResult, write_atomic
+from prunekit.study.table import columns, rows
+
+_COLORS = {"baseline": "#333333", "whole": "#d62728", "layer": "#1f77b4", "weights": "#ff7f0e",
+           "recommended": "#2ca02c", "custom": "#9467bd"}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;
+ color:#222;background:#fafafa}
+main{max-width:1180px;margin:0 auto;padding:24px 32px 48px}
+h1{margin:0 0 4px;font-size:26px} h2{margin-top:36px;border-bottom:1px solid #ddd;
+ padding-bottom:4px;font-size:20px} h3{font-size:16px;margin:20px 0 6px}
+.meta{color:#555;font-size:14px} .note{background:#fff8e1;border-left:4px solid #f0b400;
+ padding:8px 12px;margin:8px 0;font-size:14px}
+table{border-collapse:collapse;font-size:13px;background:#fff;width:100%}
+th,td{border:1px solid #ddd;padding:5px 8px;text-align:right;white-space:nowrap}
+th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
+td.wrap{white-space:normal;text-align:left}
+figure{margin:12px 0;background:#fff;border:1px solid #e3e3e3;padding:8px}
+figure img{max-width:100%;display:block;margin:0 auto}
+figcaption{font-size:13px;color:#555;margin-top:4px}
+pre{background:#fff;border:1px solid #e3e3e3;padding:8px;font-size:11px;overflow-x:auto}
+code{background:#eee;padding:1px 4px;border-radius:3px}
+details{margin:6px 0} summary{cursor:pointer;font-weight:600}
+"""
+
+
+def _png(figure: Any) -> str:
+    """Render a matplotlib Figure to a ``data:`` URI."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _label(r: RunResult) -> str:
+    return f"({r.letter}) {r.title}"
+
+
+def plot_curves(results: list[RunResult]) -> str:
+    """Training (solid) and validation (dashed) loss per epoch of every run, as a data URI.
+
+    Example:
+        >>> r = RunResult("baseline", "a", "Baseline", "", history={"loss": [2, 1], "val_loss": [2, 1]})
+        >>> plot_curves([r]).startswith("data:image/png;base64,")
+        True
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4.2))
+    ax = figure.add_subplot()
+    for r in results:
+        color = _COLORS.get(r.run_id, None)
+        for key, style in (("loss", "-"), ("val_loss", "--")):
+            values = r.history.get(key) or []
+            if values:
+                label = _label(r) if key == "loss" else None
+                ax.plot(range(1, len(values) + 1), values, style, color=color, lw=1.4, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (log scale)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right", title="solid: train, dashed: validation",
+              title_fontsize=8)
+    return _png(figure)
+
+
+def plot_sparsity(results: list[RunResult]) -> str | None:
+    """Sparsity vs step of each pruned run: the schedule (lines) and the weights (dots).
+
+    Returns:
+        A data URI, or ``None`` when no run was pruned.
+
+    Example:
+        >>> plot_sparsity([RunResult("baseline", "a", "Baseline", "")]) is None
+        True
+    """
+    from matplotlib.figure import Figure
+
+    pruned = [r for r in results if r.pruning]
+    if not pruned:
+        return None
+    ncols = min(3, len(pruned))
+    nrows = (len(pruned) + ncols - 1) // ncols
+    figure = Figure(figsize=(4.1 * ncols, 3.2 * nrows))
+    for i, r in enumerate(pruned):
+        ax = figure.add_subplot(nrows, ncols, i + 1)
+        curve = r.schedule_curve or {}
+        steps = curve.get("step", [])
+        for j, layer in enumerate(k for k in curve if k != "step"):
+            ax.step(steps, curve[layer], where="post", lw=1.2, color=f"C{j}",
+                    label=f"schedule {layer}")
+        layers = sorted({name for t in r.trace for name in t["sparsity"]})
+        for j, layer in enumerate(layers):
+            xs = [t["step"] for t in r.trace if layer in t["sparsity"]]
+            ys = [t["sparsity"][layer] for t in r.trace if layer in t["sparsity"]]
+            ax.plot(xs, ys, "o", ms=3, color=f"C{j}", alpha=0.8, label=f"weights {layer}")
+        ax.set_title(_label(r), fontsize=10)
+        ax.set_ylim(-0.03, 1.0)
+        ax.set_xlabel("training step", fontsize=9)
+        ax.set_ylabel("sparsity", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def plot_bars(results: list[RunResult], article: dict[str, float] | None) -> str:
+    """Test error (or accuracy) and gzipped sizes of every run, side by side.
+
+    Example:
+        >>> r = RunResult("baseline", "a", "Baseline", "", test_metric=0.02, gz_size=7000)
+        >>> plot_bars([r], None).startswith("data:image/png")
+        True
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 3.8))
+    labels = [f"({r.letter})" for r in results]
+    xs = list(range(len(results)))
+    ax = figure.add_subplot(1, 2, 1)
+    values = [r.test_metric for r in results]
+    colors = [_COLORS.get(r.run_id, "gray") for r in results]
+    metric = results[0].metric if results else "mse"
+    ax.bar(xs, values, color=colors, width=0.6, label="this study")
+    if article:
+        ax.plot([x for x, r in zip(xs, results) if r.run_id in article],
+                [article[r.run_id] for r in results if r.run_id in article],
+                "k_", ms=22, mew=2, label="article (tfmot, unseeded)")
+        ax.legend(fontsize=8)
+    for x, v in zip(xs, values):
+        ax.annotate(f"{v:.3g}" if metric == "mse" else f"{v:.1%}", (x, v), ha="center",
+                    va="bottom", fontsize=8)
+    if metric == "mse" and max(values + [0]) > 20 * min([v for v in values if v > 0] + [1]):
+        ax.set_yscale("log")
+    ax.set_xticks(xs, labels)
+    ax.set_title("test MSE (lower is better)" if metric == "mse" else "test accuracy", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax = figure.add_subplot(1, 2, 2)
+    width = 0.38
+    stripped = [r.gz_size for r in results]
+    unstripped = [r.gz_unstripped or 0 for r in results]
+    ax.bar([x - width / 2 for x in xs], unstripped, width, color="#bbbbbb",
+           label="pruned, not stripped")
+    ax.bar([x + width / 2 for x in xs], stripped, width, color=colors,
+           label="baseline / stripped")
+    for x, v in zip(xs, stripped):
+        ax.annotate(f"{v:,}", (x + width / 2, v), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(xs, labels)
+    ax.set_title("gzipped model size (bytes, the article's zip)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, axis="y", alpha=0.3)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _table_html(results: list[RunResult], dataset: str, extra: dict[str, Any] | None) -> str:
+    metric = results[0].metric if results else "mse"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns(metric, dataset, extra is not None))
+    body = []
+    for cells in rows(results, dataset, extra):
+        tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+        body.append(f"<tr>{tds}</tr>")
+    return (f'<table id="results"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _figure(uri: str | None, caption: str, name: str) -> str:
+    if uri is None:
+        return ""
+    return (f'<figure><img class="plot" id="plot-{name}" alt="{html.escape(caption)}" '
+            f'src="{uri}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+
+
+def _run_details(r: RunResult, folder: str) -> str:
+    parts = [f"<h3>({r.letter}) {html.escape(r.title)}</h3>",
+             f"<p>{html.escape(r.description)}</p>"]
+    if r.pruning:
+        params = ", ".join(f"{k}={v}" for k, v in r.pruning.items())
+        parts.append(f"<p><b>Pruning:</b> <code>{html.escape(params)}</code></p>")
+    parts += [f'<div class="note">{html.escape(n)}</div>' for n in r.notes]
+    summary = r.files.get("summary")
+    if summary and os.path.exists(os.path.join(folder, summary)):
+        with open(os.path.join(folder, summary), encoding="utf-8") as file:
+            text = file.read()
+        parts.append(f"<details><summary>model summary</summary><pre>{html.escape(text)}</pre>"
+                     "</details>")
+    picture = r.files.get("picture")
+    if picture and os.path.exists(os.path.join(folder, picture)):
+        with open(os.path.join(folder, picture), "rb") as file:
+            uri = "data:image/png;base64," + base64.b64encode(file.read()).decode("ascii")
+        parts.append(f'<details><summary>model picture</summary><img alt="model {r.letter}" '
+                     f'src="{uri}" style="max-width:420px"></details>')
+    return "\n".join(parts)
+
+
+def write_report(folder: str, results: list[RunResult], meta: dict[str, Any],
+                 extra: dict[str, Any] | None = None, article: dict[str, float] | None = None) -> str:
+    """Write ``<folder>/report.html`` (atomically) and return its path.
+
+    Args:
+        folder: The run folder (model summaries and pictures are read from it).
+        results: The runs.
+        meta: Setup of the study (dataset, seed, backend...), as in results.json.
+        extra: Optional ``{run_id: int8 compressed size}`` column.
+        article: The article's numbers to draw beside ours, or ``None``.
+
+    Returns:
+        The report's path.
+
+    Example:
+        >>> import tempfile
+        >>> r = RunResult("baseline", "a", "Baseline", "", test_metric=0.02, gz_size=7000)
+        >>> write_report(tempfile.mkdtemp(), [r], {"dataset": "friedman"}).endswith("report.html")
+        True
+    """
+    dataset = meta.get("dataset", "friedman")
+    setup = ", ".join(f"{k}: {meta[k]}" for k in ("dataset", "backend", "seed", "epochs",
+                                                  "keras", "started") if k in meta)
+    notes = "".join(f'<div class="note">{html.escape(n)}</div>' for n in meta.get("notes", []))
+    sections = [
+        f"<h1>Pruning study</h1><p class='meta'>{html.escape(setup)}</p>{notes}",
+        "<h2>Results</h2>", _table_html(results, dataset, extra),
+        "<p class='meta'>gz size: the article's measure, <code>model.save(..., "
+        "include_optimizer=False)</code> then a deflated zip; for a pruned run it is the "
+        "stripped model. Kernel sparsity: fraction of exact zeros per Dense kernel after "
+        "stripping (L1 hidden, L2 output).</p>",
+        _figure(plot_bars(results, article), "Test error and gzipped size per run", "bars"),
+        "<h2>Training curves</h2>",
+        _figure(plot_curves(results), "Loss per epoch (log scale)", "curves"),
+        "<h2>Sparsity during training</h2>",
+        _figure(plot_sparsity(results), "Lines: the schedule's target sparsity; dots: the "
+                "fraction of zeros in each pruned kernel, read at the end of each epoch.",
+                "sparsity"),
+        "<h2>Runs</h2>", *(_run_details(r, folder) for r in results),
+        "<h2>TensorBoard</h2>",
+        f"<p><code>tensorboard --logdir {html.escape(meta.get('logdir', 'logs'))}</code></p>",
+    ]
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+            f"<title>Pruning study</title><style>{_CSS}</style></head><body><main>"
+            + "\n".join(sections) + "</main></body></html>\n")
+    path = os.path.join(folder, "report.html")
+    write_atomic(path, page)
+    return path

@@ -1,0 +1,104 @@
+"""The results table, shared by the terminal (rich) and the HTML report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prunekit.study.results import RunResult
+
+#: Test MSE the article printed for its runs (one unseeded tfmot run, Friedman #1 data).
+ARTICLE_MSE = {"baseline": 0.0201, "whole": 0.1830, "layer": 0.1388, "weights": 0.0264}
+
+
+def _fmt_metric(value: float | None, metric: str) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:.2%}" if metric == "accuracy" else f"{value:.4f}"
+
+
+def _fmt_sparsity(result: RunResult) -> str:
+    parts = []
+    for i, (layer, value) in enumerate(result.sparsity.items()):
+        target = result.target_sparsity.get(layer)
+        text = f"L{i + 1} {value:.2f}"
+        if target is not None and abs(target - value) > 0.005:
+            text += f" (target {target:.2f})"
+        parts.append(text)
+    return " / ".join(parts)
+
+
+def columns(metric: str, dataset: str, extra_size: bool = False) -> list[str]:
+    """Column headings of the results table.
+
+    Example:
+        >>> columns("mse", "friedman")[:3]
+        ['run', 'test MSE', 'article MSE']
+    """
+    name = "test MSE" if metric == "mse" else "test accuracy"
+    cols = ["run", name]
+    if dataset == "friedman":
+        cols.append("article MSE")
+    cols += ["stripped", "kernel sparsity", "params (total / trainable)", "epochs",
+             "fit time", "gz size", "gz unstripped"]
+    if extra_size:
+        cols.append("int8 compressed")
+    return cols
+
+
+def rows(results: list[RunResult], dataset: str, extra: dict[str, Any] | None = None) -> list[list[str]]:
+    """One list of cells per run, matching :func:`columns`.
+
+    Args:
+        results: The runs.
+        dataset: Dataset name (the article's numbers only apply to ``friedman``).
+        extra: Optional ``{run_id: int8 compressed size}``.
+
+    Returns:
+        The table's cells as strings.
+
+    Example:
+        >>> r = RunResult("baseline", "a", "Baseline", "", test_metric=0.02, gz_size=7000)
+        >>> rows([r], "friedman")[0][:3]
+        ['a  Baseline', '0.0200', '0.0201']
+    """
+    table = []
+    for r in results:
+        cells = [f"{r.letter}  {r.title}", _fmt_metric(r.test_metric, r.metric)]
+        if dataset == "friedman":
+            article = ARTICLE_MSE.get(r.run_id)
+            cells.append("-" if article is None else f"{article:.4f}")
+        params = r.params or {}
+        cells += [
+            _fmt_metric(r.stripped_metric, r.metric),
+            _fmt_sparsity(r),
+            f"{params.get('total', 0):,} / {params.get('trainable', 0):,}",
+            str(r.epochs),
+            f"{r.wall_time_s:.1f} s",
+            f"{r.gz_size:,} B",
+            "-" if r.gz_unstripped is None else f"{r.gz_unstripped:,} B",
+        ]
+        if extra is not None:
+            size = extra.get(r.run_id)
+            cells.append("-" if size is None else f"{size:,} B")
+        table.append(cells)
+    return table
+
+
+def rich_table(results: list[RunResult], dataset: str, extra: dict[str, Any] | None = None) -> Any:
+    """The results as a ``rich.table.Table`` for the terminal.
+
+    Example:
+        >>> r = RunResult("baseline", "a", "Baseline", "", test_metric=0.02, gz_size=7000)
+        >>> rich_table([r], "friedman").row_count
+        1
+    """
+    from rich.table import Table
+
+    metric = results[0].metric if results else "mse"
+    table = Table(title="Pruning study results", show_lines=False)
+    for i, heading in enumerate(columns(metric, dataset, extra is not None)):
+        table.add_column(heading, justify="left" if i in (0, 4) else "right",
+                         no_wrap=i != 4)
+    for cells in rows(results, dataset, extra):
+        table.add_row(*cells)
+    return table

@@ -1,0 +1,319 @@
+"""The ``PruneLowMagnitude`` layer wrapper: mask and step state, masked forward pass.
+
+State (all non-trainable Keras variables, so they are saved, restored and carried through the
+JAX trainer like any other layer state):
+
+* per prunable weight ``w``: ``mask`` (0/1, ``w``'s shape and dtype) and ``threshold`` (scalar);
+* one ``pruning_step`` (int32, starts at -1; ``UpdatePruningStep`` sets it to 0 and every
+  training call adds 1, so the first training batch is step 1, as in tfmot).
+
+The forward pass computes the inner layer with ``w * mask`` substituted for each pruned weight
+(through a ``keras.StatelessScope``), so the same code runs under ``jax.jit``, ``tf.function``
+and eager PyTorch. Nothing is written to the weights during a forward pass.
+
+Gradient semantics (the same on every backend): the masked weight enters the forward pass as
+``w + stop_gradient(w * mask - w)``, a straight-through estimator. Its value is exactly
+``w * mask``; its gradient with respect to ``w`` is the dense gradient evaluated at the pruned
+point -- exactly the gradient tfmot computes after assigning ``w <- w * mask``. So pruned weights
+keep receiving gradients and a weight that grows past the threshold comes back at the next mask
+update, as in tfmot. We chose this over masked gradients because it preserves tfmot's training
+dynamics (users porting code get the same behaviour) and because letting pruned weights
+recover is what makes gradual pruning forgiving of early mistakes. The one difference: tfmot
+resets pruned weights to zero before every batch, while here they accumulate updates between
+mask updates and are reset at every epoch end (``UpdatePruningStep``) and by ``strip_pruning``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+from keras.src.backend import get_stateless_scope  # Not exported publicly.
+
+from prunekit import _backend, masks, registry
+from prunekit.schedules import ConstantSparsity, PruningSchedule, deserialize_schedule
+
+MISSING_CALLBACK_MESSAGE = (
+    "Prune() wrapper requires the UpdatePruningStep callback to be provided during training. "
+    "Please add it as a callback to your model.fit call."
+)
+M_BY_N_THRESHOLD = 999.0
+
+
+class MissingCallbackError(RuntimeError):
+    """Raised when a pruned model is trained without ``UpdatePruningStep``."""
+
+
+def validate_block_args(block_size: Any, block_pooling_type: Any) -> tuple[int, int]:
+    """Check ``block_size`` and ``block_pooling_type``; return the block size as a tuple.
+
+    Example:
+        >>> validate_block_args([2, 3], "MAX")
+        (2, 3)
+    """
+    if block_pooling_type not in masks.POOLING_TYPES:
+        raise ValueError(
+            f"Unsupported pooling type '{block_pooling_type}'. Should be 'AVG' or 'MAX'. "
+            f"Received: block_pooling_type={block_pooling_type!r}"
+        )
+    try:
+        size = tuple(block_size)
+    except TypeError:
+        size = ()
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                 for v in size):
+        raise ValueError(
+            "block_size must be a tuple of 2 positive integers (height, width). "
+            f"Received: block_size={block_size!r}"
+        )
+    return size
+
+
+def validate_m_by_n(sparsity_m_by_n: Any) -> tuple[int, int] | None:
+    """Normalise ``sparsity_m_by_n`` to ``(m, n)`` with ``1 <= m < n``, or None.
+
+    Example:
+        >>> validate_m_by_n([2, 4])
+        (2, 4)
+    """
+    if sparsity_m_by_n is None:
+        return None
+    try:
+        values = tuple(sparsity_m_by_n)
+    except TypeError:
+        values = None
+    if values is None or len(values) != 2:
+        raise ValueError(
+            "The sparsity_m_by_n argument must be a tuple/list of 2 integers. "
+            f"Received: sparsity_m_by_n={sparsity_m_by_n!r}"
+        )
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(
+                "The sparsity_m_by_n argument must be a tuple/list of 2 integers. "
+                f"Received: sparsity_m_by_n={sparsity_m_by_n!r}, including element {v!r} "
+                f"of type {type(v)}"
+            )
+    m, n = values
+    if not 1 <= m < n:
+        raise ValueError(
+            f"sparsity_m_by_n=(m, n) needs 1 <= m < n (m zeros in every group of n). "
+            f"Received: sparsity_m_by_n={values}"
+        )
+    return values
+
+
+@keras.saving.register_keras_serializable(package="prunekit")
+class PruneLowMagnitude(keras.layers.Wrapper):
+    """Wraps a layer and prunes its weights by magnitude during training.
+
+    Usually created by :func:`prunekit.prune_low_magnitude`, which also handles lists and
+    whole models.
+
+    Args:
+        layer: The layer to prune (a built-in layer with prunable weights, a layer without
+            weights, or a custom layer implementing ``get_prunable_weights()``).
+        pruning_schedule: A :class:`PruningSchedule`; default ``ConstantSparsity(0.5, 0)``.
+        block_size: ``(height, width)`` of blocks pruned together (rank-2 weights only).
+        block_pooling_type: ``"AVG"`` or ``"MAX"``, how a block's magnitude is pooled.
+        sparsity_m_by_n: ``(m, n)``: zero ``m`` of every ``n`` consecutive input weights. The
+            mask is computed once, at step 1, and the schedule is ignored.
+        **kwargs: Passed to ``keras.layers.Layer`` (e.g. ``name``).
+
+    Example:
+        >>> wrapper = PruneLowMagnitude(keras.layers.Dense(3, name="d"))
+        >>> wrapper.name
+        'prune_low_magnitude_d'
+    """
+
+    def __init__(
+        self,
+        layer: keras.layers.Layer,
+        pruning_schedule: PruningSchedule | None = None,
+        block_size: tuple[int, int] = (1, 1),
+        block_pooling_type: str = "AVG",
+        sparsity_m_by_n: tuple[int, int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        block_size = validate_block_args(block_size, block_pooling_type)
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(
+                "Please initialize `Prune` layer with a `Layer` instance. "
+                f"Received: layer={layer!r} of type {type(layer).__name__}"
+            )
+        if not registry.is_supported(layer):
+            raise registry.unsupported_layer_error(layer)
+        if pruning_schedule is None:
+            pruning_schedule = ConstantSparsity(0.5, 0)
+        pruning_schedule = deserialize_schedule(pruning_schedule)
+        self.sparsity_m_by_n = validate_m_by_n(sparsity_m_by_n)
+        if self.sparsity_m_by_n and block_size != (1, 1):
+            raise ValueError(
+                "Use either block_size or sparsity_m_by_n, not both. "
+                f"Received: block_size={block_size}, sparsity_m_by_n={self.sparsity_m_by_n}"
+            )
+        kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
+        super().__init__(layer, **kwargs)
+        self.pruning_schedule = pruning_schedule
+        self.block_size = block_size
+        self.block_pooling_type = block_pooling_type
+        self.prunable_weights: list[Any] = []
+        self.masks: list[Any] = []
+        self.thresholds: list[Any] = []
+        self._step_ready = False  # Set by UpdatePruningStep; see _check_callback.
+        self.supports_masking = getattr(layer, "supports_masking", False)
+        if getattr(layer, "_input_shape_arg", None) is not None:
+            self._input_shape_arg = layer._input_shape_arg  # Lets Sequential build itself.
+
+    # ----------------------------------------------------------------------------- state
+    def build(self, input_shape: Any = None) -> None:
+        super().build(input_shape)
+        weights = registry.get_prunable_weights(self.layer)
+        self._check_weight_ranks(weights)
+        self.prunable_weights = weights
+        for weight in weights:
+            self.masks.append(self.add_weight(
+                name="mask", shape=weight.shape, dtype=weight.dtype,
+                initializer="ones", trainable=False))
+            self.thresholds.append(self.add_weight(
+                name="threshold", shape=(), dtype=weight.dtype,
+                initializer="zeros", trainable=False))
+        self.pruning_step = self.add_weight(
+            name="pruning_step", shape=(), dtype="int32",
+            initializer=keras.initializers.Constant(-1), trainable=False)
+        self.built = True
+
+    def _check_weight_ranks(self, weights: list[Any]) -> None:
+        for weight in weights:
+            rank = len(weight.shape)
+            if self.block_size != (1, 1) and rank != 2:
+                raise ValueError(
+                    "Block Sparsity can only be used for layers which have 2-dimensional "
+                    f"weights. Layer '{self.layer.name}' has weight '{weight.name}' of shape "
+                    f"{tuple(weight.shape)}. Received: block_size={self.block_size}"
+                )
+            if self.sparsity_m_by_n and rank not in (2, 4):
+                raise ValueError(
+                    f"weight tensor with shape: {tuple(weight.shape)} is not supported: "
+                    f"sparsity_m_by_n needs rank-2 or rank-4 weights (layer "
+                    f"'{self.layer.name}', weight '{weight.name}')."
+                )
+
+    # ----------------------------------------------------------------------------- masks
+    def compute_masks(self, sparsity: Any) -> list[tuple[Any, Any]]:
+        """Return ``(mask, threshold)`` for every prunable weight at ``sparsity``."""
+        result = []
+        for weight in self.prunable_weights:
+            value = ops.convert_to_tensor(weight.value)
+            if self.sparsity_m_by_n:
+                mask = masks.m_by_n_mask(value, *self.sparsity_m_by_n)
+                result.append((mask, ops.cast(M_BY_N_THRESHOLD, weight.dtype)))
+            elif self.block_size != (1, 1):
+                result.append(masks.block_magnitude_mask(
+                    value, sparsity, self.block_size, self.block_pooling_type))
+            else:
+                result.append(masks.magnitude_mask(value, sparsity))
+        return result
+
+    def _schedule_decision(self, step: Any) -> tuple[Any, Any]:
+        if self.sparsity_m_by_n:
+            return ops.equal(step, 1), ops.convert_to_tensor(0.0, "float32")
+        return self.pruning_schedule(step)
+
+    def _update_masks(self, step: Any) -> None:
+        should_prune, sparsity = self._schedule_decision(step)
+        if not self.prunable_weights:
+            return
+
+        def new_masks() -> tuple[Any, ...]:
+            return tuple(t for pair in self.compute_masks(sparsity) for t in pair)
+
+        def old_masks() -> tuple[Any, ...]:
+            return tuple(ops.convert_to_tensor(v.value) for pair in zip(self.masks, self.thresholds)
+                         for v in pair)
+
+        values = ops.cond(should_prune, new_masks, old_masks)
+        for i, (mask, threshold) in enumerate(zip(self.masks, self.thresholds)):
+            mask.assign(values[2 * i])
+            threshold.assign(values[2 * i + 1])
+
+    def _check_callback(self, new_step: Any) -> None:
+        value = _backend.concrete_value(new_step)
+        if value is None:  # Traced: decide from state known outside the trace.
+            value = 1 if self._step_ready else 0
+        if int(value) < 1:
+            raise MissingCallbackError(
+                f"{MISSING_CALLBACK_MESSAGE} (layer '{self.name}' was called with "
+                f"training=True while its pruning_step was {int(value) - 1}; "
+                "UpdatePruningStep.on_train_begin sets it to 0.)"
+            )
+
+    def apply_masks(self) -> None:
+        """Write ``w * mask`` into every pruned weight (makes the stored weights sparse)."""
+        for weight, mask in zip(self.prunable_weights, self.masks):
+            weight.assign(ops.multiply(weight.value, ops.cast(mask.value, weight.dtype)))
+
+    # ----------------------------------------------------------------------------- call
+    def call(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        if training:
+            new_step = ops.add(self.pruning_step.value, 1)
+            self._check_callback(new_step)
+            self.pruning_step.assign(new_step)
+            self._update_masks(new_step)
+        if not self.prunable_weights:
+            return self.layer(inputs, **kwargs)
+        return self._call_masked(inputs, bool(training), **kwargs)
+
+    def _call_masked(self, inputs: Any, training: bool, **kwargs: Any) -> Any:
+        pruned = {id(w): (w, m) for w, m in zip(self.prunable_weights, self.masks)}
+        mapping = []
+        for variable in self.layer.variables:
+            value = ops.convert_to_tensor(variable.value)
+            if id(variable) in pruned:
+                mask = ops.cast(pruned[id(variable)][1].value, value.dtype)
+                masked = ops.multiply(value, mask)
+                value = value + ops.stop_gradient(masked - value) if training else masked
+            mapping.append((variable, value))
+        outer = get_stateless_scope()
+        collect = True if outer is None else outer.collect_losses
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=collect) as scope:
+            outputs = self.layer(inputs, **kwargs)
+        # Carry out the inner layer's own state updates (e.g. seed generators, statistics).
+        for variable, value in mapping:
+            current = scope.get_current_value(variable)
+            if current is not None and current is not value and id(variable) not in pruned:
+                variable.assign(current)
+        for loss in scope.losses:
+            self.add_loss(loss)
+        return outputs
+
+    # ----------------------------------------------------------------------------- keras API
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return self.layer.compute_mask(inputs, mask)
+
+    def get_weights(self) -> list[Any]:
+        """Weights of the inner layer only, as in tfmot (masks are state, not weights)."""
+        return self.layer.get_weights()
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set the inner layer's weights, as in tfmot."""
+        self.layer.set_weights(weights)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({
+            "pruning_schedule": keras.saving.serialize_keras_object(self.pruning_schedule),
+            "block_size": list(self.block_size),
+            "block_pooling_type": self.block_pooling_type,
+            "sparsity_m_by_n": list(self.sparsity_m_by_n) if self.sparsity_m_by_n else None,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> PruneLowMagnitude:
+        config = dict(config)
+        layer = keras.saving.deserialize_keras_object(config.pop("layer"),
+                                                      custom_objects=custom_objects)
+        config["pruning_schedule"] = deserialize_schedule(config["pruning_schedule"])
+        return cls(layer, **config)
