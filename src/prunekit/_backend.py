@@ -44,3 +44,33 @@ def stored_value(variable: Any) -> np.ndarray:
         with tf.init_scope():
             return np.asarray(raw.numpy())
     return np.asarray(keras.ops.convert_to_numpy(raw))
+
+
+def reattach_jax_state() -> None:
+    """Give a model back its variable values after a failed first JAX training step.
+
+    Keras's JAX ``fit`` detaches the values from the model's variables while an epoch runs
+    (they live in the trainer's local ``state``) and reattaches them at the epoch's end. An
+    error raised while the first step is traced -- the missing-callback error -- would leave
+    the model without values, unusable for the retry the error message asks for. This finds the
+    trainer's ``state`` on the stack and reattaches it, as Keras's ``jax_state_sync`` would.
+    Other backends keep values in their variables; nothing to do there.
+    """
+    if keras.backend.backend() != "jax":
+        return
+    import inspect
+
+    names = ("trainable_variables", "non_trainable_variables", "optimizer_variables",
+             "metrics_variables")
+    frame = inspect.currentframe()
+    while frame is not None:
+        model, state = frame.f_locals.get("self"), frame.f_locals.get("state")
+        if (frame.f_code.co_name == "fit" and isinstance(model, keras.Model)
+                and isinstance(state, tuple) and len(state) == len(names)):
+            owners = (model.trainable_variables, model.non_trainable_variables,
+                      model.optimizer.variables, model.metrics_variables)
+            for variables, values in zip(owners, state):
+                for variable, value in zip(variables, values):
+                    variable._direct_assign(value)  # Bypass the trace's StatelessScope.
+            return
+        frame = frame.f_back

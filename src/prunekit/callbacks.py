@@ -8,7 +8,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from prunekit import global_pruning
 from prunekit.prune import iter_wrappers
+from prunekit.report import weight_labels
 
 
 class UpdatePruningStep(keras.callbacks.Callback):
@@ -17,11 +19,14 @@ class UpdatePruningStep(keras.callbacks.Callback):
     * ``on_train_begin``: every wrapper whose ``pruning_step`` is -1 (never trained) is set to
       0, so the first training batch runs at step 1. Wrappers restored from a checkpoint keep
       their step: a second ``fit`` continues counting.
+      It also groups the wrappers of a model pruned with ``pruning_scope="global"``.
     * ``on_epoch_end``: writes ``w * mask`` into every pruned weight, so the weights are exactly
       sparse after each epoch.
 
+    Wrappers are found wherever they are nested (sub-models, subclassed models, custom layers).
     In a custom training loop call ``set_model(model)`` and ``on_train_begin()`` once, and
-    ``on_epoch_end(epoch)`` whenever exactly sparse weights are needed.
+    ``on_epoch_end(epoch)`` whenever exactly sparse weights are needed (tfmot's guide calls
+    ``on_epoch_end(batch=...)``; that spelling is accepted too).
 
     Example:
         >>> import numpy as np
@@ -34,14 +39,17 @@ class UpdatePruningStep(keras.callbacks.Callback):
     """
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        for wrapper in iter_wrappers(self.model):
+        wrappers = list(iter_wrappers(self.model))
+        global_pruning.link_global_wrappers(wrappers)
+        for wrapper in wrappers:
             if not wrapper.built:
                 continue
             if int(keras.ops.convert_to_numpy(wrapper.pruning_step.value)) == -1:
                 wrapper.pruning_step.assign(0)
             wrapper._step_ready = True
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_epoch_end(self, epoch: int | None = None, logs: dict[str, Any] | None = None,
+                     batch: int | None = None) -> None:
         for wrapper in iter_wrappers(self.model):
             if wrapper.built:
                 wrapper.apply_masks()
@@ -61,11 +69,15 @@ def sparsity_of(value: Any) -> float:
 class PruningSummaries(keras.callbacks.Callback):
     """Write pruning scalars for TensorBoard, without needing TensorFlow.
 
-    At the beginning of every epoch (tfmot's cadence), for each pruned weight of each wrapper,
-    writes ``<wrapper>/<weight>/sparsity`` (``1 - mean(mask)``) and
-    ``<wrapper>/<weight>/threshold`` to ``log_dir/metrics``, at step
-    ``model.optimizer.iterations``; also the epoch's loss and metrics to ``log_dir/train`` and
-    ``log_dir/validation``. Open with ``tensorboard --logdir LOG_DIR``.
+    At the beginning of every epoch (tfmot's cadence: the state at the end of the previous
+    epoch, nothing after the last one), for each pruned weight of each wrapper, writes
+    ``<wrapper>/<weight>/sparsity`` (``1 - mean(mask)``) and ``<wrapper>/<weight>/threshold``,
+    plus ``model/sparsity`` (the fraction of all pruned weights that are masked), to
+    ``log_dir/metrics`` at step ``model.optimizer.iterations``; also the epoch's loss and
+    metrics to ``log_dir/train`` and ``log_dir/validation``. ``<weight>`` is the weight's path
+    inside the wrapped layer (``kernel``; ``query/kernel`` for attention;
+    ``forward_lstm/lstm_cell/kernel`` for ``Bidirectional``). Open with
+    ``tensorboard --logdir LOG_DIR``.
 
     Args:
         log_dir: Directory for the event files (a non-empty string).
@@ -111,15 +123,21 @@ class PruningSummaries(keras.callbacks.Callback):
 
     def _log_pruning(self, step: int) -> None:
         writer = self._writer("metrics")
+        zeros = total = 0
         for wrapper in iter_wrappers(self.model):
             if not wrapper.built:
                 continue
-            for weight, mask, threshold in zip(wrapper.prunable_weights, wrapper.masks,
-                                               wrapper.thresholds):
-                tag = f"{wrapper.name}/{weight.name}"
-                writer.add_scalar(f"{tag}/sparsity", sparsity_of(mask.value), step)
+            for label, mask, threshold in zip(weight_labels(wrapper), wrapper.masks,
+                                              wrapper.thresholds):
+                tag = f"{wrapper.name}/{label}"
+                mask_sparsity = sparsity_of(mask.value)
+                writer.add_scalar(f"{tag}/sparsity", mask_sparsity, step)
                 threshold_value = float(keras.ops.convert_to_numpy(threshold.value))
                 writer.add_scalar(f"{tag}/threshold", threshold_value, step)
+                size = int(np.prod(mask.shape))
+                zeros, total = zeros + round(mask_sparsity * size), total + size
+        if total:
+            writer.add_scalar("model/sparsity", zeros / total, step)
         writer.flush()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -128,10 +146,7 @@ class PruningSummaries(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._batches += 1
         if self.update_freq != "epoch" and self._batches % self.update_freq == 0:
-            sync = getattr(self.model, "jax_state_sync", None)
-            if sync is not None:  # JAX keeps the live state outside the variables mid-epoch.
-                sync()
-            self._log_pruning(self._step())
+            self._log_pruning(self._step())  # `self.model` syncs JAX's state first.
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         for key, value in (logs or {}).items():

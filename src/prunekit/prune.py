@@ -2,20 +2,25 @@
 
 Sequential and Functional models are cloned with ``keras.models.clone_model``; each layer of
 the clone is a wrapper around the *original* layer object, so the pruned model shares its
-weights with the model it came from (as in tfmot). Everything is validated before anything is
-cloned: a model that cannot be pruned as asked is left untouched.
+weights with the model it came from (as in tfmot). Containers inside them -- RNNs,
+``Bidirectional``, ``TimeDistributed``, custom blocks, subclassed sub-models -- are wrapped as a
+whole, with a mask for each prunable weight of their parts. Subclassed models are pruned in
+place (see :mod:`prunekit.subclassed`). Everything is validated before anything is cloned or
+changed: a model that cannot be pruned as asked is left untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import keras
 from keras.src.models.functional import Functional  # Not exported publicly.
 
-from prunekit import registry
+from prunekit import global_pruning, registry
 from prunekit.schedules import ConstantSparsity, PruningSchedule
 from prunekit.wrapper import PruneLowMagnitude, validate_block_args, validate_m_by_n
 
@@ -26,41 +31,108 @@ _TYPE_ERROR = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class SkippedLayer:
+    """A layer ``prune_low_magnitude(..., skip_unsupported=True)`` left unpruned, and why.
+
+    Attributes:
+        path: Where the layer sits in the model, e.g. ``"encoder/block_1/odd"``.
+        class_name: The layer's class.
+        reason: Why prunekit cannot prune it.
+
+    Example:
+        >>> SkippedLayer("odd", "Odd", "unknown layer").path
+        'odd'
+    """
+
+    path: str
+    class_name: str
+    reason: str
+
+
 def _is_graph_model(obj: Any) -> bool:
     return isinstance(obj, (keras.Sequential, Functional))
 
 
-def _check_model(model: keras.Model, policy: Any, path: str = "") -> None:
-    """Raise before cloning if any layer of ``model`` (recursively) cannot be wrapped."""
+def graph_problems(model: keras.Model, policy: Any, path: str = "") -> dict[int, SkippedLayer]:
+    """Every layer of a Sequential/Functional ``model`` (recursively) that cannot be wrapped.
+
+    Returns:
+        ``{id(layer): SkippedLayer}``; layers the policy excludes are not problems.
+
+    Example:
+        >>> graph_problems(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]), None)
+        {}
+    """
+    problems = {}
     for layer in model.layers:
         where = f"{path}{layer.name}"
-        if isinstance(layer, keras.Model):
-            if not _is_graph_model(layer):
-                raise ValueError(
-                    f"Subclassed models are not supported currently. Layer '{where}' is a "
-                    f"{type(layer).__name__}; expected a Sequential or Functional sub-model."
-                )
-            _check_model(layer, policy, where + "/")
-        elif isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)):
-            continue
-        elif policy is not None and not policy.allow_pruning(layer):
-            continue
-        elif not registry.is_supported(layer):
-            raise ValueError(f"Cannot prune model: at '{where}': "
-                             + str(registry.unsupported_layer_error(layer)))
-
-
-def _prune_model(model: keras.Model, params: dict[str, Any], policy: Any) -> keras.Model:
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if isinstance(layer, keras.Model):
-            return _prune_model(layer, params, policy)
         if isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)):
+            continue
+        if _is_graph_model(layer):
+            problems.update(graph_problems(layer, policy, where + "/"))
+        elif policy is None or policy.allow_pruning(layer):
+            found = registry.find_unsupported(layer, where)
+            if found is not None:
+                culprit, culprit_path, reason = found
+                if culprit is not layer:
+                    reason = f"its part '{culprit_path}' ({type(culprit).__name__}): {reason}"
+                problems[id(layer)] = SkippedLayer(where, type(layer).__name__, reason)
+    return problems
+
+
+def raise_or_warn(problems: list[SkippedLayer], skip_unsupported: bool) -> None:
+    """Raise for unsupported layers, or warn once listing those that will be skipped."""
+    if not problems:
+        return
+    listing = "; ".join(f"'{p.path}' ({p.class_name}): {p.reason}" for p in problems)
+    if not skip_unsupported:
+        first = problems[0]
+        more = f" ({len(problems) - 1} more unsupported: {listing})" if len(problems) > 1 else ""
+        raise ValueError(
+            f"Layer '{first.path}' of class {first.class_name} is not supported for pruning: "
+            f"{first.reason}. Either implement `get_prunable_weights()` on the layer's class "
+            "(see `prunekit.PrunableLayer`; return the variables to prune), or register the "
+            "class with `prunekit.register_prunable(LayerClass, ['kernel'])` (use [] for "
+            "nothing to prune). To leave unsupported layers unpruned instead, pass "
+            f"`skip_unsupported=True`.{more} Nothing was changed."
+        )
+    warnings.warn(f"prune_low_magnitude left {len(problems)} unsupported layer(s) unpruned "
+                  f"(see the model's `_prunekit_skipped`): {listing}", stacklevel=4)
+
+
+def _prune_model(model: keras.Model, params: dict[str, Any], policy: Any,
+                 skip: set[int] | frozenset[int] = frozenset()) -> keras.Model:
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if _is_graph_model(layer):
+            return _prune_model(layer, params, policy, skip)
+        if isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)) or id(layer) in skip:
             return layer
         if policy is not None and not policy.allow_pruning(layer):
             return layer
         return PruneLowMagnitude(layer, **params)
 
     return keras.models.clone_model(model, clone_function=clone)
+
+
+def prune_graph_model(model: keras.Model, params: dict[str, Any], policy: Any,
+                      skip_unsupported: bool) -> keras.Model:
+    """Validate, then clone a Sequential/Functional model with wrapped layers.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> pruned = prune_graph_model(model, {}, None, False)
+        >>> pruned._prunekit_skipped
+        ()
+    """
+    if policy is not None:
+        policy.ensure_model_supports_pruning(model)
+    problems = graph_problems(model, policy)
+    raise_or_warn(list(problems.values()), skip_unsupported)
+    pruned = _prune_model(model, params, policy, set(problems))
+    pruned._prunekit_skipped = tuple(problems.values())
+    global_pruning.link_global_wrappers(iter_wrappers(pruned))
+    return pruned
 
 
 def prune_low_magnitude(
@@ -70,6 +142,8 @@ def prune_low_magnitude(
     block_pooling_type: str = "AVG",
     pruning_policy: Any = None,
     sparsity_m_by_n: tuple[int, int] | None = None,
+    pruning_scope: str = "layer",
+    skip_unsupported: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Wrap a layer, a list of layers or a model so that its weights are pruned in training.
@@ -81,7 +155,10 @@ def prune_low_magnitude(
     * A list returns a list of wrappers (existing wrappers are kept).
     * A Sequential or Functional model returns a clone whose layers are wrapped (shared layers
       once, nested models recursively); it shares weights with ``to_prune`` and must be
-      compiled again.
+      compiled again. ``pruned._prunekit_skipped`` lists the layers left unpruned by
+      ``skip_unsupported`` (a tuple of :class:`SkippedLayer`).
+    * A subclassed model (built) is pruned **in place** and returned: its layer attributes
+      become wrappers (see :mod:`prunekit.subclassed` for why); compile it again.
 
     Args:
         to_prune: Layer, list of layers, Sequential or Functional model.
@@ -90,6 +167,11 @@ def prune_low_magnitude(
         block_pooling_type: ``"AVG"`` or ``"MAX"``.
         pruning_policy: A :class:`PruningPolicy` deciding which layers of a model to prune.
         sparsity_m_by_n: ``(m, n)`` structured sparsity, e.g. ``(2, 4)``.
+        pruning_scope: ``"layer"`` (default, tfmot's rule: every weight tensor reaches the
+            target on its own) or ``"global"``: one magnitude threshold across all pruned
+            weights of the model (see :mod:`prunekit.global_pruning`).
+        skip_unsupported: For models: leave layers prunekit cannot prune unwrapped, warn once
+            and record them in ``_prunekit_skipped``, instead of raising.
         **kwargs: Extra wrapper arguments (single layers only), e.g. ``input_shape``.
 
     Returns:
@@ -115,20 +197,23 @@ def prune_low_magnitude(
             "pruning_schedule must be a prunekit.PruningSchedule (e.g. ConstantSparsity, "
             f"PolynomialDecay). Received: {type(pruning_schedule).__name__}"
         )
+    global_pruning.validate_pruning_scope(pruning_scope, block_size, sparsity_m_by_n)
     params = {
         "pruning_schedule": pruning_schedule,
         "block_size": tuple(block_size),
         "block_pooling_type": block_pooling_type,
         "sparsity_m_by_n": sparsity_m_by_n,
+        "pruning_scope": pruning_scope,
     }
     if isinstance(to_prune, list):
         return _prune_list(to_prune, params)
     if _is_graph_model(to_prune):
-        if pruning_policy is not None:
-            pruning_policy.ensure_model_supports_pruning(to_prune)
-        _check_model(to_prune, pruning_policy)
-        return _prune_model(to_prune, params, pruning_policy)
-    if isinstance(to_prune, keras.layers.Layer) and not isinstance(to_prune, keras.Model):
+        return prune_graph_model(to_prune, params, pruning_policy, skip_unsupported)
+    if isinstance(to_prune, keras.Model):
+        from prunekit import subclassed
+
+        return subclassed.prune_in_place(to_prune, params, pruning_policy, skip_unsupported)
+    if isinstance(to_prune, keras.layers.Layer):
         if isinstance(to_prune, PruneLowMagnitude):
             return to_prune
         return PruneLowMagnitude(to_prune, **params, **kwargs)
@@ -178,10 +263,11 @@ def strip_pruning(model: keras.Model) -> keras.Model:
 
     The mask is applied to every pruned weight first (``w <- w * mask``), so the result's
     pruned weights are exact zeros and its predictions equal the pruned model's. The result
-    shares weight variables with ``model``.
+    shares weight variables with ``model``. A subclassed model is stripped in place and
+    returned (its wrappers are replaced by the layers they hold).
 
     Args:
-        model: A Sequential or Functional model, usually from :func:`prune_low_magnitude`.
+        model: A pruned model, usually from :func:`prune_low_magnitude`.
 
     Returns:
         A model with the original architecture (same ``get_config()`` as the unpruned model).
@@ -200,14 +286,13 @@ def strip_pruning(model: keras.Model) -> keras.Model:
             "Expected model to be a `keras.Model` instance. "
             f"Received: an object of type {type(model).__name__}"
         )
-    if not _is_graph_model(model):
-        raise ValueError(
-            "strip_pruning supports Sequential and Functional models. "
-            f"Received: a subclassed model of type {type(model).__name__}"
-        )
     for wrapper in iter_wrappers(model):
         if wrapper.built:
             wrapper.apply_masks()
+    if not _is_graph_model(model):
+        from prunekit import subclassed
+
+        return subclassed.strip_in_place(model)
     return _strip(model)
 
 

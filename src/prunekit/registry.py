@@ -6,7 +6,13 @@ Three answers to "which weights of this layer are pruned", checked in this order
    method): it says itself;
 2. its class is registered here (built-in Keras layers, or ``register_prunable`` for your own):
    the named attributes;
-3. otherwise the layer is unsupported and pruning it raises an error naming both fixes.
+3. it is a *container* -- a built-in one (``LSTM``/``GRU``/``SimpleRNN``/``RNN`` and their
+   cells, ``ConvLSTM1D/2D/3D``, ``StackedRNNCells``, ``Bidirectional``, ``TimeDistributed``) or a
+   custom layer or subclassed model made of sub-layers and holding no weights of its own: its
+   prunable weights are those of its parts, and it is supported when every part is;
+4. built-in layers without prunable weights (normalization, pooling, preprocessing, ...) pass
+   through: supported, nothing to prune;
+5. otherwise the layer is unsupported and pruning it raises an error naming both fixes.
 
 Matching is on the exact class, as in tfmot: a subclass of ``Dense`` is not assumed to keep
 ``Dense``'s meaning of ``kernel``; register it or implement ``get_prunable_weights``.
@@ -15,11 +21,16 @@ Matching is on the exact class, as in tfmot: a subclass of ``Dense`` is not assu
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
 import keras
+from keras.src.layers.rnn.conv_lstm import ConvLSTMCell  # Not exported; ConvLSTM*D's cell.
 
 _L = keras.layers
+_RECURRENT = ("kernel", "recurrent_kernel")
+_ATTENTION = ("_query_dense.kernel", "_key_dense.kernel", "_value_dense.kernel",
+              "_output_dense.kernel")
 
 # Built-in layers and the attribute names of their prunable weights. Biases are never pruned.
 _PRUNABLE: dict[type, tuple[str, ...]] = {
@@ -34,26 +45,53 @@ _PRUNABLE: dict[type, tuple[str, ...]] = {
     _L.SeparableConv1D: ("pointwise_kernel",),
     _L.SeparableConv2D: ("pointwise_kernel",),
     # tfmot silently leaves depthwise kernels unpruned; prunekit prunes them.
-    _L.DepthwiseConv1D: ("depthwise_kernel",),
-    _L.DepthwiseConv2D: ("depthwise_kernel",),
+    _L.DepthwiseConv1D: ("kernel",),  # Keras 3 names the depthwise kernel `kernel`.
+    _L.DepthwiseConv2D: ("kernel",),
     _L.Embedding: ("embeddings",),
+    _L.LSTMCell: _RECURRENT,
+    _L.GRUCell: _RECURRENT,
+    _L.SimpleRNNCell: _RECURRENT,
+    ConvLSTMCell: _RECURRENT,
+    # The four projection kernels (rank 3: block and m-by-n sparsity do not apply), as in tfmot.
+    _L.MultiHeadAttention: _ATTENTION,
+    _L.GroupQueryAttention: _ATTENTION,
 }
 
-# Layers that are supported but have nothing to prune (they are wrapped and left as they are).
-_PASS_THROUGH_NAMES = (
-    "ELU", "LeakyReLU", "ReLU", "PReLU", "Softmax", "Activation", "ActivityRegularization",
-    "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
-    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Dropout", "SpatialDropout1D",
-    "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout", "GaussianDropout", "GaussianNoise",
-    "Flatten", "Lambda", "Masking", "Permute", "RepeatVector", "Reshape", "Identity",
-    "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
-    "BatchNormalization", "LayerNormalization", "UnitNormalization",
-    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
-    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+# Built-in layers whose prunable weights depend on their configuration.
+_PRUNABLE_BY_CONFIG: dict[type, Callable[[Any], tuple[str, ...]]] = {
+    _L.ReversibleEmbedding: lambda layer: ("embeddings",) if layer.tie_weights
+    else ("embeddings", "reverse_embeddings"),
+}
+
+# Built-in containers: the sub-layers that hold their weights.
+_CONTAINERS: dict[type, Callable[[Any], list[Any]]] = {
+    **{cls: (lambda layer: [layer.cell]) for cls in (
+        _L.RNN, _L.LSTM, _L.GRU, _L.SimpleRNN, _L.ConvLSTM1D, _L.ConvLSTM2D, _L.ConvLSTM3D)},
+    _L.StackedRNNCells: lambda layer: list(layer.cells),
+    _L.Bidirectional: lambda layer: [layer.forward_layer, layer.backward_layer],
+    _L.TimeDistributed: lambda layer: [layer.layer],
+}
+
+# Built-in layers prunekit cannot see into: base classes, and wrappers of foreign code whose
+# weights Keras does not describe (JAX/Flax/Torch modules, SavedModels) or rewrites in `call`.
+_OPAQUE: frozenset[type] = frozenset({
+    _L.Layer, _L.Wrapper, _L.InputLayer, _L.JaxLayer, _L.FlaxLayer, _L.TorchModuleWrapper,
+    _L.TFSMLayer, _L.SpectralNormalization, _L.Pipeline,
+})
+
+
+def _builtin_layer_classes() -> set[type]:
+    return {obj for obj in vars(_L).values()
+            if isinstance(obj, type) and issubclass(obj, keras.layers.Layer)}
+
+
+# Every other built-in Keras layer has nothing to prune (normalization, pooling, reshaping,
+# merging, attention scores, preprocessing...): generated from `keras.layers`, so new Keras
+# layers are covered; tests/test_coverage_passthrough.py checks that none holds a prunable weight.
+_PASS_THROUGH: frozenset[type] = frozenset(
+    _builtin_layer_classes() - set(_PRUNABLE) - set(_PRUNABLE_BY_CONFIG) - set(_CONTAINERS)
+    - _OPAQUE
 )
-_PASS_THROUGH: set[type] = {getattr(_L, n) for n in _PASS_THROUGH_NAMES if hasattr(_L, n)}
 
 
 class PrunableLayer(abc.ABC):
@@ -111,6 +149,101 @@ def register_prunable(layer_class: type, weight_names: list[str] | tuple[str, ..
     _PRUNABLE[layer_class] = tuple(weight_names)
 
 
+def is_pass_through(layer: Any) -> bool:
+    """Return whether ``layer`` is supported with nothing to prune (a built-in without kernels).
+
+    Example:
+        >>> is_pass_through(keras.layers.Dropout(0.1)), is_pass_through(keras.layers.Dense(2))
+        (True, False)
+    """
+    return not _declares_weights(layer) and (
+        type(layer) in _PASS_THROUGH or isinstance(layer, keras.layers.InputLayer))
+
+
+def _declares_weights(layer: Any) -> bool:
+    """Whether the layer itself names its prunable weights (method or registry entry)."""
+    return (callable(getattr(layer, "get_prunable_weights", None))
+            or type(layer) in _PRUNABLE or type(layer) in _PRUNABLE_BY_CONFIG)
+
+
+def sub_layers(layer: Any) -> list[Any]:
+    """The direct sub-layers of ``layer`` (cells for recurrent layers, wrapped layers, ...).
+
+    Example:
+        >>> [type(part).__name__ for part in sub_layers(keras.layers.LSTM(2))]
+        ['LSTMCell']
+    """
+    if type(layer) in _CONTAINERS:
+        return _CONTAINERS[type(layer)](layer)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def is_custom_container(layer: Any) -> bool:
+    """Whether ``layer`` is a custom layer or subclassed model pruned through its sub-layers.
+
+    Example:
+        >>> class Block(keras.layers.Layer):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.dense = keras.layers.Dense(2)
+        >>> is_custom_container(Block()), is_custom_container(keras.layers.Dense(2))
+        (True, False)
+    """
+    return (not _declares_weights(layer) and not is_pass_through(layer)
+            and type(layer) not in _CONTAINERS and bool(sub_layers(layer)))
+
+
+def own_weight_names(layer: Any) -> list[str]:
+    """Names of the variables ``layer`` creates itself (not through sub-layers)."""
+    return [v.name for v in layer._trainable_variables + layer._non_trainable_variables]
+
+
+def find_unsupported(layer: Any, path: str | None = None) -> tuple[Any, str, str] | None:
+    """Find the layer that keeps ``layer`` from being pruned: ``(culprit, its path, reason)``.
+
+    The culprit is ``layer`` itself or, for a container, the innermost part at fault (a custom
+    RNN cell, a sub-layer of a custom block). Returns None when ``layer`` can be pruned.
+
+    Example:
+        >>> find_unsupported(keras.layers.LSTM(2)) is None
+        True
+        >>> class Odd(keras.layers.Layer):
+        ...     pass
+        >>> find_unsupported(Odd(name="odd"))[1:]
+        ('odd', 'its class Odd is neither a built-in layer prunekit knows nor a PrunableLayer')
+    """
+    path = path or layer.name
+    if _declares_weights(layer) or is_pass_through(layer):
+        return None
+    if type(layer) not in _CONTAINERS:
+        if not is_custom_container(layer):
+            return layer, path, (f"its class {type(layer).__name__} is neither a built-in layer "
+                                 "prunekit knows nor a PrunableLayer")
+        own = own_weight_names(layer)
+        if own:
+            return layer, path, (f"it holds weights of its own ({', '.join(own)}) besides its "
+                                 "sub-layers, and prunekit cannot tell whether they may be pruned")
+    for part in sub_layers(layer):
+        found = find_unsupported(part, f"{path}/{part.name}")
+        if found is not None:
+            return found
+    return None
+
+
+def unsupported_reason(layer: Any) -> str | None:
+    """Return why ``layer`` cannot be pruned, or None when it can.
+
+    Example:
+        >>> unsupported_reason(keras.layers.Bidirectional(keras.layers.GRU(2))) is None
+        True
+    """
+    found = find_unsupported(layer)
+    if found is None:
+        return None
+    culprit, path, reason = found
+    return reason if culprit is layer else f"its part '{path}' cannot be pruned: {reason}"
+
+
 def is_supported(layer: Any) -> bool:
     """Return whether ``layer`` can be wrapped for pruning.
 
@@ -118,11 +251,7 @@ def is_supported(layer: Any) -> bool:
         >>> is_supported(keras.layers.Dense(2)), is_supported(keras.layers.Dropout(0.1))
         (True, True)
     """
-    return (
-        callable(getattr(layer, "get_prunable_weights", None))
-        or type(layer) in _PRUNABLE
-        or type(layer) in _PASS_THROUGH
-    )
+    return unsupported_reason(layer) is None
 
 
 def _resolve(layer: Any, dotted: str) -> Any:
@@ -135,6 +264,9 @@ def _resolve(layer: Any, dotted: str) -> Any:
 def get_prunable_weights(layer: Any) -> list[Any]:
     """Return the variables of a built ``layer`` that pruning masks.
 
+    For a container (an RNN, ``Bidirectional``, a custom block...) these are the prunable
+    weights of all its parts, each once.
+
     Example:
         >>> layer = keras.layers.Dense(3)
         >>> layer.build((None, 4))
@@ -145,18 +277,43 @@ def get_prunable_weights(layer: Any) -> list[Any]:
         return list(layer.get_prunable_weights())
     if type(layer) in _PRUNABLE:
         return [_resolve(layer, name) for name in _PRUNABLE[type(layer)]]
-    if type(layer) in _PASS_THROUGH:
+    if type(layer) in _PRUNABLE_BY_CONFIG:
+        return [_resolve(layer, name) for name in _PRUNABLE_BY_CONFIG[type(layer)](layer)]
+    if is_pass_through(layer):
         return []
-    raise unsupported_layer_error(layer)
+    if find_unsupported(layer) is not None:
+        raise unsupported_layer_error(layer)
+    weights: dict[int, Any] = {}
+    for part in sub_layers(layer):
+        for weight in get_prunable_weights(part):
+            weights.setdefault(id(weight), weight)
+    return list(weights.values())
 
 
-def unsupported_layer_error(layer: Any) -> ValueError:
-    """Build the error raised for a layer prunekit does not know how to prune."""
-    name = type(layer).__name__
+def unsupported_layer_error(layer: Any, path: str | None = None) -> ValueError:
+    """Build the error raised for a layer prunekit does not know how to prune.
+
+    The message names the layer at fault by its path in the model (for a container, the
+    innermost part that is not supported), why, and both fixes.
+
+    Args:
+        layer: The layer.
+        path: Where the layer sits in the model (``"encoder/block_1"``); default its name.
+
+    Example:
+        >>> class Odd(keras.layers.Layer):
+        ...     pass
+        >>> "register_prunable(Odd" in str(unsupported_layer_error(Odd(name="odd")))
+        True
+    """
+    found = find_unsupported(layer, path)
+    culprit, path, reason = found or (layer, path or layer.name, "it is not supported")
+    name = type(culprit).__name__
     return ValueError(
-        f"Layer '{getattr(layer, 'name', name)}' of class {name} is not supported for pruning. "
-        "Expected a built-in layer with prunable weights (Dense, Conv*, Embedding, ...), a "
-        "layer without weights, or a custom layer that implements "
-        "`prunekit.PrunableLayer.get_prunable_weights()`; or register its class with "
-        f"`prunekit.register_prunable({name}, ['kernel'])`. Received: {type(layer)}"
+        f"Layer '{path}' of class {name} is not supported for pruning: {reason}. Either "
+        f"implement `get_prunable_weights()` on {name} (see `prunekit.PrunableLayer`; return "
+        "the variables to prune), or register its class with "
+        f"`prunekit.register_prunable({name}, ['kernel'])` (use [] for nothing to prune). To "
+        "leave such layers unpruned instead, pass `skip_unsupported=True` to "
+        f"`prune_low_magnitude`. Received: {type(culprit)}"
     )

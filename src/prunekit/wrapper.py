@@ -25,13 +25,15 @@ mask updates and are reset at every epoch end (``UpdatePruningStep``) and by ``s
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import keras
 from keras import ops
 from keras.src.backend import get_stateless_scope  # Not exported publicly.
+from keras.src.utils.tracking import DotNotTrackScope  # Not exported publicly.
 
-from prunekit import _backend, masks, registry
+from prunekit import _backend, global_pruning, masks, registry
 from prunekit.schedules import ConstantSparsity, PruningSchedule, deserialize_schedule
 
 MISSING_CALLBACK_MESSAGE = (
@@ -119,7 +121,15 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         block_pooling_type: ``"AVG"`` or ``"MAX"``, how a block's magnitude is pooled.
         sparsity_m_by_n: ``(m, n)``: zero ``m`` of every ``n`` consecutive input weights. The
             mask is computed once, at step 1, and the schedule is ignored.
+        pruning_scope: ``"layer"`` (tfmot's rule: each weight keeps its own largest ``|w|``)
+            or ``"global"``: one threshold ranked across the pruned weights of every global
+            wrapper of the model (see :mod:`prunekit.global_pruning`).
         **kwargs: Passed to ``keras.layers.Layer`` (e.g. ``name``).
+
+    The wrapper is called exactly like the layer it wraps -- several inputs and keyword
+    arguments included (``MultiHeadAttention``'s ``query, value, key=None, ...``) -- and builds
+    it from all of them. When saved, it writes ``w * mask`` into the pruned weights first, so
+    checkpoints are exactly sparse whatever the callback order (tfmot's are not, tfmot#206).
 
     Example:
         >>> wrapper = PruneLowMagnitude(keras.layers.Dense(3, name="d"))
@@ -134,6 +144,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         block_size: tuple[int, int] = (1, 1),
         block_pooling_type: str = "AVG",
         sparsity_m_by_n: tuple[int, int] | None = None,
+        pruning_scope: str = "layer",
         **kwargs: Any,
     ) -> None:
         block_size = validate_block_args(block_size, block_pooling_type)
@@ -153,12 +164,16 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 "Use either block_size or sparsity_m_by_n, not both. "
                 f"Received: block_size={block_size}, sparsity_m_by_n={self.sparsity_m_by_n}"
             )
+        self.pruning_scope = global_pruning.validate_pruning_scope(
+            pruning_scope, block_size, self.sparsity_m_by_n)
         kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
         super().__init__(layer, **kwargs)
+        self._mirror_call_signature(layer)
         self.pruning_schedule = pruning_schedule
         self.block_size = block_size
         self.block_pooling_type = block_pooling_type
-        self.prunable_weights: list[Any] = []
+        self._pruned: tuple[Any, ...] = ()
+        self._global_group: global_pruning.GlobalPruningGroup | None = None
         self.masks: list[Any] = []
         self.thresholds: list[Any] = []
         self._step_ready = False  # Set by UpdatePruningStep; see _check_callback.
@@ -166,12 +181,46 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         if getattr(layer, "_input_shape_arg", None) is not None:
             self._input_shape_arg = layer._input_shape_arg  # Lets Sequential build itself.
 
+    def _mirror_call_signature(self, layer: keras.layers.Layer) -> None:
+        """Make Keras bind the wrapper's call arguments exactly as the inner layer's.
+
+        Keras matches call arguments to names (for building, masks and ``training``) using the
+        signature of ``call``; the wrapper's generic ``call(*args, **kwargs)`` would hide
+        ``value=`` or ``mask=`` of the inner layer. ``training`` is always accepted.
+        """
+        signature = inspect.signature(layer.call)
+        params = list(signature.parameters.values())
+        if "training" not in signature.parameters:
+            position = next((i for i, p in enumerate(params) if p.kind == p.VAR_KEYWORD),
+                            len(params))
+            params.insert(position, inspect.Parameter(
+                "training", inspect.Parameter.KEYWORD_ONLY, default=None))
+        self._call_signature = signature.replace(parameters=params)
+        self.call_signature_parameters = [p.name for p in params]
+        self._call_has_training_arg = True
+        self._call_has_mask_arg = "mask" in self.call_signature_parameters
+        self._call_has_context_arg = {
+            arg: arg in self.call_signature_parameters for arg in self._call_context_args}
+
     # ----------------------------------------------------------------------------- state
+    @property
+    def prunable_weights(self) -> list[Any]:
+        """The inner layer's variables this wrapper masks (empty until built)."""
+        return list(self._pruned)
+
+    def _maybe_build(self, call_spec: Any) -> None:
+        # Build the inner layer from all its call arguments (MultiHeadAttention needs the
+        # query and the value shapes), the way Keras would; then build the wrapper's state.
+        if not self.built and not self.layer.built:
+            self.layer._maybe_build(call_spec)
+        super()._maybe_build(call_spec)
+
     def build(self, input_shape: Any = None) -> None:
         super().build(input_shape)
         weights = registry.get_prunable_weights(self.layer)
         self._check_weight_ranks(weights)
-        self.prunable_weights = weights
+        with DotNotTrackScope():  # The inner layer owns these variables: do not track twice.
+            self._pruned = tuple(weights)
         for weight in weights:
             self.masks.append(self.add_weight(
                 name="mask", shape=weight.shape, dtype=weight.dtype,
@@ -203,9 +252,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     # ----------------------------------------------------------------------------- masks
     def compute_masks(self, sparsity: Any) -> list[tuple[Any, Any]]:
         """Return ``(mask, threshold)`` for every prunable weight at ``sparsity``."""
+        if self.pruning_scope == "global":
+            return global_pruning.group_of(self).masks_for(self.prunable_weights, sparsity)
         result = []
         for weight in self.prunable_weights:
-            value = ops.convert_to_tensor(weight.value)
+            value = global_pruning.full_precision(weight)  # Rank stored values, not fp16 copies.
             if self.sparsity_m_by_n:
                 mask = masks.m_by_n_mask(value, *self.sparsity_m_by_n)
                 result.append((mask, ops.cast(M_BY_N_THRESHOLD, weight.dtype)))
@@ -240,9 +291,12 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     def _check_callback(self, new_step: Any) -> None:
         value = _backend.concrete_value(new_step)
-        if value is None:  # Traced: decide from state known outside the trace.
+        traced = value is None
+        if traced:  # Decide from state known outside the trace.
             value = 1 if self._step_ready else 0
         if int(value) < 1:
+            if traced:
+                _backend.reattach_jax_state()
             raise MissingCallbackError(
                 f"{MISSING_CALLBACK_MESSAGE} (layer '{self.name}' was called with "
                 f"training=True while its pruning_step was {int(value) - 1}; "
@@ -254,22 +308,35 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         for weight, mask in zip(self.prunable_weights, self.masks):
             weight.assign(ops.multiply(weight.value, ops.cast(mask.value, weight.dtype)))
 
+    def save_own_variables(self, store: Any) -> None:
+        """Save mask, threshold and step -- after making the pruned weights exactly sparse.
+
+        Keras saves a layer's own variables before its sub-layers, so the inner layer's weights
+        reach the file as ``w * mask``: every checkpoint (``ModelCheckpoint``, ``model.save``,
+        ``save_weights``, at epoch end or after N batches) is exactly sparse. The forward pass
+        already uses ``w * mask``, so this changes no prediction; it only zeroes what pruned
+        weights gained since the last mask update, as ``UpdatePruningStep`` does at epoch end.
+        """
+        if self.built:
+            self.apply_masks()
+        super().save_own_variables(store)
+
     # ----------------------------------------------------------------------------- call
-    def call(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+    def call(self, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
         if training:
             new_step = ops.add(self.pruning_step.value, 1)
             self._check_callback(new_step)
             self.pruning_step.assign(new_step)
             self._update_masks(new_step)
         if not self.prunable_weights:
-            return self.layer(inputs, **kwargs)
-        return self._call_masked(inputs, bool(training), **kwargs)
+            return self.layer(*args, **kwargs)
+        return self._call_masked(args, kwargs, bool(training))
 
-    def _call_masked(self, inputs: Any, training: bool, **kwargs: Any) -> Any:
+    def _call_masked(self, args: tuple[Any, ...], kwargs: dict[str, Any], training: bool) -> Any:
         pruned = {id(w): (w, m) for w, m in zip(self.prunable_weights, self.masks)}
         mapping = []
         for variable in self.layer.variables:
-            value = ops.convert_to_tensor(variable.value)
+            value = global_pruning.full_precision(variable)  # The inner call autocasts it.
             if id(variable) in pruned:
                 mask = ops.cast(pruned[id(variable)][1].value, value.dtype)
                 masked = ops.multiply(value, mask)
@@ -278,7 +345,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         outer = get_stateless_scope()
         collect = True if outer is None else outer.collect_losses
         with keras.StatelessScope(state_mapping=mapping, collect_losses=collect) as scope:
-            outputs = self.layer(inputs, **kwargs)
+            outputs = self.layer(*args, **kwargs)
         # Carry out the inner layer's own state updates (e.g. seed generators, statistics).
         for variable, value in mapping:
             current = scope.get_current_value(variable)
@@ -307,6 +374,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             "block_size": list(self.block_size),
             "block_pooling_type": self.block_pooling_type,
             "sparsity_m_by_n": list(self.sparsity_m_by_n) if self.sparsity_m_by_n else None,
+            "pruning_scope": self.pruning_scope,
         })
         return config
 

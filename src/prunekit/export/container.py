@@ -28,7 +28,9 @@ CODEC_NAMES = {CODEC_STORED: "stored", CODEC_ZSTD: "zstd", CODEC_LZMA: "lzma"}
 
 # Raw LZMA2 stream (no .xz container: the section header already records the lengths and a crc).
 _LZMA_DICT = 8 << 20
-_LZMA_ENCODE = [{"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME, "dict_size": _LZMA_DICT}]
+_LZMA_ENCODE = [
+    {"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME, "dict_size": _LZMA_DICT}
+]
 _LZMA_DECODE = [{"id": lzma.FILTER_LZMA2, "dict_size": _LZMA_DICT}]
 _ZSTD_LEVEL = 19
 
@@ -122,7 +124,11 @@ def compress_best(data: bytes, shuffle_sizes: tuple[int, ...] = (0,)) -> tuple[i
             (CODEC_LZMA, None),
         )
         for codec, zc in candidates:
-            out = zc.compress(src) if zc else lzma.compress(src, lzma.FORMAT_RAW, filters=_LZMA_ENCODE)
+            out = (
+                zc.compress(src)
+                if zc
+                else lzma.compress(src, lzma.FORMAT_RAW, filters=_LZMA_ENCODE)
+            )
             if len(out) < len(best[1]):
                 best = (tag | codec, out)
     return best
@@ -146,7 +152,9 @@ def decompress(codec_byte: int, payload: bytes, raw_len: int, section: str) -> b
         else:
             raise ValueError(f"unknown codec id {codec}")
     except (zstandard.ZstdError, lzma.LZMAError) as err:
-        raise ValueError(f"Corrupted file: section {section!r} does not decompress ({err}).") from err
+        raise ValueError(
+            f"Corrupted file: section {section!r} does not decompress ({err})."
+        ) from err
     if len(out) != raw_len:
         raise ValueError(
             f"Corrupted file: section {section!r} decompressed to {len(out)} bytes, "
@@ -230,7 +238,9 @@ def read_sections(blob: bytes, names: dict[int, str]) -> dict[int, bytes]:
             raise ValueError(f"Corrupted file: section {name!r} appears twice.")
         sections[kind] = decompress(codec, view[stop - stored_len : stop], raw_len, name)
     if pos != len(blob):
-        raise ValueError(f"Corrupted file: {len(blob) - pos} unexpected bytes after the end section.")
+        raise ValueError(
+            f"Corrupted file: {len(blob) - pos} unexpected bytes after the end section."
+        )
     return sections
 
 

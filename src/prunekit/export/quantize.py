@@ -76,8 +76,8 @@ def quantize_int8(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Example:
         >>> q, s = quantize_int8(np.array([[0.5, 0.0], [-1.0, 0.25]], np.float32))
-        >>> q.tolist()
-        [[64, 0], [-127, 127]]
+        >>> q.tolist()  # 0.5 / (1/127 rounded up to float16) = 63.49...
+        [[63, 0], [-127, 127]]
     """
     scales = storage_scales(channel_scales(weights))
     wide = scales.astype(np.float32)

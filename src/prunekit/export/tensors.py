@@ -92,7 +92,9 @@ def decode_varints(buf: np.ndarray, count: int) -> tuple[np.ndarray, int]:
     offset = np.arange(used) - starts[group]
     if offset.max() > 9:
         raise ValueError("Corrupted file: an index in the pattern stream is too long.")
-    parts = (buf[:used].astype(np.uint64) & np.uint64(0x7F)) << (np.uint64(7) * offset.astype(np.uint64))
+    parts = (buf[:used].astype(np.uint64) & np.uint64(0x7F)) << (
+        np.uint64(7) * offset.astype(np.uint64)
+    )
     return np.add.reduceat(parts, starts), used
 
 
@@ -183,7 +185,9 @@ class _Streams:
     def take(self, name: str, nbytes: int) -> np.ndarray:
         data, pos = self._data.get(name, np.zeros(0, np.uint8)), self._pos.get(name, 0)
         if pos + nbytes > len(data):
-            raise ValueError(f"Corrupted file: stream {name!r} is shorter than the tensor table says.")
+            raise ValueError(
+                f"Corrupted file: stream {name!r} is shorter than the tensor table says."
+            )
         self._pos[name] = pos + nbytes
         return data[pos : pos + nbytes]
 

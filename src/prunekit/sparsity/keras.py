@@ -6,6 +6,7 @@ Example:
 """
 
 from prunekit.callbacks import PruningSummaries, UpdatePruningStep
+from prunekit.policy import PruneForLatencyOnXNNPack, PruningPolicy
 from prunekit.prune import prune_low_magnitude, prune_scope, strip_pruning
 from prunekit.registry import PrunableLayer
 from prunekit.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
@@ -14,6 +15,8 @@ __all__ = [
     "ConstantSparsity",
     "PolynomialDecay",
     "PrunableLayer",
+    "PruneForLatencyOnXNNPack",
+    "PruningPolicy",
     "PruningSchedule",
     "PruningSummaries",
     "UpdatePruningStep",

@@ -154,11 +154,12 @@ def run_study_command(args: argparse.Namespace) -> int:
     from prunekit.study.execute import run_study
     from prunekit.study.table import rich_table
 
-    console = Console(quiet=args.quiet)
+    # A pipe or file gets a wide console: the table has ten columns.
+    console = Console(quiet=args.quiet, width=None if sys.stdout.isatty() else 160)
     console.print(f"[bold]prunekit study[/]: {', '.join(config.runs)} on {config.dataset}, "
                   f"up to {config.epochs} epochs per run, seed {config.seed}")
     outcome = run_study(config, out=args.out, verbose=not args.quiet, console=console)
-    console.print(rich_table(outcome.results, config.dataset, outcome.extra_sizes))
+    console.print(rich_table(outcome.results, config.dataset))
     for note in outcome.meta.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"run folder:  {outcome.folder}")

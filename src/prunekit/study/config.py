@@ -177,13 +177,15 @@ def validate_custom(custom: CustomPruning, dataset: str) -> None:
 
     Example:
         >>> validate_custom(CustomPruning(sparsity=0.8), "friedman")
-        >>> validate_custom(CustomPruning(sparsity=1.0), "friedman")
-        Traceback (most recent call last):
-        ...
-        prunekit.study.config.StudyConfigError: --sparsity must be >= 0 and < 1. Received: --sparsity=1.0
+        >>> try:
+        ...     validate_custom(CustomPruning(sparsity=1.0), "friedman")
+        ... except StudyConfigError as error:
+        ...     print(error)
+        --sparsity must be >= 0 and < 1. Received: --sparsity=1.0
     """
     c = custom
-    _check(0 <= c.sparsity < 1, f"--sparsity must be >= 0 and < 1. Received: --sparsity={c.sparsity}")
+    _check(0 <= c.sparsity < 1,
+           f"--sparsity must be >= 0 and < 1. Received: --sparsity={c.sparsity}")
     _check(c.schedule in SCHEDULES,
            f"--schedule must be one of {', '.join(SCHEDULES)}. Received: --schedule={c.schedule!r}")
     _check(c.pooling in POOLINGS,

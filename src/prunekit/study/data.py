@@ -54,7 +54,7 @@ def load_dataset(name: str = "friedman") -> Dataset:
     ``friedman``: ``make_friedman1(n_samples=10000, n_features=10, random_state=0)``, no noise,
     no scaling (as the article) -> 6700 train / 3300 test rows.
     ``digits``: scikit-learn's bundled 8x8 ``load_digits`` (1797 images, 10 classes), pixels
-    scaled to [0, 1] -> 1204 train / 593 test rows.
+    scaled to [0, 1] -> 1203 train / 594 test rows.
 
     Args:
         name: ``"friedman"`` or ``"digits"``.

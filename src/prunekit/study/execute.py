@@ -5,7 +5,7 @@ Run folder layout::
     results.json  results.csv  report.html
     summaries/<letter>-<run>.txt     model summaries (pruned and stripped), parameter counts
     pictures/<letter>-<run>.png      keras.utils.plot_model pictures (needs graphviz + pydot)
-    models/<run>.keras, <run>.zip    saved models and the article's zips (and -stripped)
+    models/<run>.h5, <run>.zip       saved models and the article's zips (and -stripped)
     models/baseline.weights.h5       the baseline's weights, reloaded by runs d and r
     logs/<run>/                      TensorBoard event files (tensorboard --logdir logs)
 """
@@ -38,14 +38,12 @@ class StudyOutcome:
         results: One :class:`RunResult` per run.
         meta: The study's setup, as written to results.json.
         report: Path of report.html.
-        extra_sizes: ``{run_id: int8 compressed bytes}`` when ``prunekit.export`` offers it.
     """
 
     folder: str
     results: list[RunResult]
     meta: dict[str, Any]
     report: str
-    extra_sizes: dict[str, int] | None = None
 
 
 def _callbacks(plan: RunPlan, folder: str, recorder: Any, extra: list[Any]) -> list[Any]:
@@ -61,7 +59,11 @@ def _callbacks(plan: RunPlan, folder: str, recorder: Any, extra: list[Any]) -> l
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=1024, verbose=0))
+    # One eager call: on JAX, model.predict would compile a function per model (~0.3 s each).
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(model(keras.ops.convert_to_tensor(x),
+                                                       training=False)))
 
 
 def _write(folder: str, relative: str, text: str) -> str:
@@ -160,6 +162,7 @@ def measure_run(model: Any, result: RunResult, data: Dataset,
         result.files["picture"] = picture
     if not result.pruning:
         result.gz_size = models.gzipped_size(model, *_paths(folder, name))
+        result.int8_size = _int8_size(model)
         result.sparsity = models.kernel_sparsity(model)
         result.params_stripped = result.params
     else:
@@ -169,37 +172,32 @@ def measure_run(model: Any, result: RunResult, data: Dataset,
         result.stripped_metric = score(data, stripped_predictions)
         result.predictions_max_abs_diff = float(np.max(np.abs(predictions - stripped_predictions)))
         result.gz_size = models.gzipped_size(stripped, *_paths(folder, f"{name}-stripped"))
+        result.int8_size = _int8_size(stripped)
         result.sparsity = models.kernel_sparsity(stripped)
         result.params_stripped = models.count_params(stripped)
         summary += "\n" + models.summary_text(stripped, "after strip_pruning")
         _schedule_record(model, result)
     result.files.update(summary=_write(folder, os.path.join("summaries", f"{stem}.txt"), summary),
-                        model=os.path.join("models", f"{name}.keras"),
+                        model=os.path.join("models", f"{name}.h5"),
                         logs=os.path.join("logs", name))
     return result, problem
 
 
 def _paths(folder: str, name: str) -> tuple[str, str]:
-    return (os.path.join(folder, "models", f"{name}.keras"),
+    return (os.path.join(folder, "models", f"{name}.h5"),
             os.path.join(folder, "models", f"{name}.zip"))
 
 
-def _extra_sizes(trained: dict[str, Any]) -> dict[str, int] | None:
-    """int8 compressed sizes from ``prunekit.export.model_sizes``, when it exists."""
+def _int8_size(model: Any) -> int | None:
+    """Bytes of ``prunekit.export``'s int8 compressed format, if that package is present."""
     try:
-        from prunekit.export import model_sizes
+        from prunekit.export import encode_model
     except ImportError:
         return None
-    sizes = {}
-    for run_id, model in trained.items():
-        try:
-            report = model_sizes(model)
-        except Exception:  # noqa: BLE001 - an optional column must never sink the study.
-            continue
-        value = report.get("int8_compressed") if isinstance(report, dict) else None
-        if isinstance(value, (int, float)):
-            sizes[run_id] = int(value)
-    return sizes or None
+    try:
+        return len(encode_model(model, "int8").data)
+    except Exception:  # noqa: BLE001 - an optional column must never sink the study.
+        return None
 
 
 def study_meta(config: StudyConfig, data: Dataset, folder: str) -> dict[str, Any]:
@@ -251,7 +249,7 @@ def run_study(config: StudyConfig, out: str | None = None, verbose: bool = False
     meta = study_meta(config, data, folder)
     weights_path = os.path.join(folder, "models", "baseline.weights.h5")
     console = console or Console(quiet=not verbose)
-    results, trained = [], {}
+    results = []
     start = time.perf_counter()
     with LiveProgress(console if verbose else Console(quiet=True)) as progress:
         for run_id in config.runs:
@@ -266,11 +264,9 @@ def run_study(config: StudyConfig, out: str | None = None, verbose: bool = False
                 if verbose:
                     console.print(f"[yellow]note:[/] {problem}")
             results.append(result)
-            trained[run_id] = model
             write_results(folder, results, meta)  # after every run: a crash keeps what ran
     meta["total_time_s"] = round(time.perf_counter() - start, 2)
-    extra = _extra_sizes(trained)
     write_results(folder, results, meta)
     article = ARTICLE_MSE if data.name == "friedman" else None
-    report = write_report(folder, results, meta, extra=extra, article=article)
-    return StudyOutcome(folder, results, meta, report, extra)
+    report = write_report(folder, results, meta, article=article)
+    return StudyOutcome(folder, results, meta, report)

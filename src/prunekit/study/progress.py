@@ -123,9 +123,9 @@ class LiveProgress:
                                    TimeElapsedColumn, TimeRemainingColumn)
 
         self.progress = Progress(
-            TextColumn("{task.description:<34}"), BarColumn(bar_width=20),
-            TextColumn("epoch"), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.description:<30}"), BarColumn(bar_width=12),
+            TextColumn("ep"), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(compact=True),
             console=console, transient=False, refresh_per_second=4,
         )
 
@@ -148,7 +148,7 @@ class LiveProgress:
         Returns:
             The callback; put it after ``recorder`` in the callback list.
         """
-        task = self.progress.add_task(title[:34], total=max_epochs, info="starting")
+        task = self.progress.add_task(title[:30], total=max_epochs, info="starting")
         return _LiveLine(self.progress, task, recorder)
 
 
@@ -162,12 +162,12 @@ class _LiveLine(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        info = f"loss {logs.get('loss', float('nan')):.4f}"
+        info = f"loss {logs.get('loss', float('nan')):.4g}"
         if "val_loss" in logs:
-            info += f"  val {logs['val_loss']:.4f}"
+            info += f" val {logs['val_loss']:.4g}"
         if self.recorder is not None and self.recorder.trace:
             values = self.recorder.trace[-1]["sparsity"].values()
-            info += "  sparsity " + "/".join(f"{v:.2f}" for v in values)
+            info += " sparsity " + "/".join(f"{v:.2f}" for v in values)
         self.progress.update(self.task, completed=epoch + 1, info=info)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:

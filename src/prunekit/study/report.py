@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from prunekit.study.results import RunResult, write_atomic
-from prunekit.study.table import columns, rows
+from prunekit.study.table import columns, has_int8, rows
 
 _COLORS = {"baseline": "#333333", "whole": "#d62728", "layer": "#1f77b4", "weights": "#ff7f0e",
            "recommended": "#2ca02c", "custom": "#9467bd"}
@@ -17,13 +17,15 @@ _COLORS = {"baseline": "#333333", "whole": "#d62728", "layer": "#1f77b4", "weigh
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;
  color:#222;background:#fafafa}
-main{max-width:1180px;margin:0 auto;padding:24px 32px 48px}
+main{max-width:1240px;margin:0 auto;padding:24px 32px 48px}
 h1{margin:0 0 4px;font-size:26px} h2{margin-top:36px;border-bottom:1px solid #ddd;
  padding-bottom:4px;font-size:20px} h3{font-size:16px;margin:20px 0 6px}
 .meta{color:#555;font-size:14px} .note{background:#fff8e1;border-left:4px solid #f0b400;
  padding:8px 12px;margin:8px 0;font-size:14px}
 table{border-collapse:collapse;font-size:13px;background:#fff;width:100%}
-th,td{border:1px solid #ddd;padding:5px 8px;text-align:right;white-space:nowrap}
+th,td{border:1px solid #ddd;padding:4px 6px;text-align:right}
+td{white-space:nowrap} th{white-space:normal}
+.scroll{overflow-x:auto} ul.findings li{margin:4px 0}
 th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
 td.wrap{white-space:normal;text-align:left}
 figure{margin:12px 0;background:#fff;border:1px solid #e3e3e3;padding:8px}
@@ -53,7 +55,8 @@ def plot_curves(results: list[RunResult]) -> str:
     """Training (solid) and validation (dashed) loss per epoch of every run, as a data URI.
 
     Example:
-        >>> r = RunResult("baseline", "a", "Baseline", "", history={"loss": [2, 1], "val_loss": [2, 1]})
+        >>> history = {"loss": [2.0, 1.0], "val_loss": [2.0, 1.0]}
+        >>> r = RunResult("baseline", "a", "Baseline", "", history=history)
         >>> plot_curves([r]).startswith("data:image/png;base64,")
         True
     """
@@ -69,6 +72,7 @@ def plot_curves(results: list[RunResult]) -> str:
                 label = _label(r) if key == "loss" else None
                 ax.plot(range(1, len(values) + 1), values, style, color=color, lw=1.4, label=label)
     ax.set_yscale("log")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (log scale)")
     ax.grid(True, alpha=0.3)
@@ -99,14 +103,15 @@ def plot_sparsity(results: list[RunResult]) -> str | None:
         ax = figure.add_subplot(nrows, ncols, i + 1)
         curve = r.schedule_curve or {}
         steps = curve.get("step", [])
-        for j, layer in enumerate(k for k in curve if k != "step"):
-            ax.step(steps, curve[layer], where="post", lw=1.2, color=f"C{j}",
-                    label=f"schedule {layer}")
+        for layer in (k for k in curve if k != "step"):
+            ax.step(steps, curve[layer], where="post", lw=1.3, color="#555555", ls="--",
+                    label="schedule target")
         layers = sorted({name for t in r.trace for name in t["sparsity"]})
         for j, layer in enumerate(layers):
             xs = [t["step"] for t in r.trace if layer in t["sparsity"]]
             ys = [t["sparsity"][layer] for t in r.trace if layer in t["sparsity"]]
-            ax.plot(xs, ys, "o", ms=3, color=f"C{j}", alpha=0.8, label=f"weights {layer}")
+            ax.plot(xs, ys, "o", ms=3.5, color=("#1f77b4", "#ff7f0e", "#2ca02c")[j % 3],
+                    alpha=0.85, label=f"zeros in {layer} kernel")
         ax.set_title(_label(r), fontsize=10)
         ax.set_ylim(-0.03, 1.0)
         ax.set_xlabel("training step", fontsize=9)
@@ -140,7 +145,8 @@ def plot_bars(results: list[RunResult], article: dict[str, float] | None) -> str
         ax.plot([x for x, r in zip(xs, results) if r.run_id in article],
                 [article[r.run_id] for r in results if r.run_id in article],
                 "k_", ms=22, mew=2, label="article (tfmot, unseeded)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2,
+                  frameon=False)
     for x, v in zip(xs, values):
         ax.annotate(f"{v:.3g}" if metric == "mse" else f"{v:.1%}", (x, v), ha="center",
                     va="bottom", fontsize=8)
@@ -161,21 +167,62 @@ def plot_bars(results: list[RunResult], article: dict[str, float] | None) -> str
         ax.annotate(f"{v:,}", (x + width / 2, v), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(xs, labels)
     ax.set_title("gzipped model size (bytes, the article's zip)", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
+    ax.set_ylim(0, max(unstripped + stripped + [1]) * 1.12)
     ax.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
     return _png(figure)
 
 
-def _table_html(results: list[RunResult], dataset: str, extra: dict[str, Any] | None) -> str:
+def _table_html(results: list[RunResult], dataset: str) -> str:
     metric = results[0].metric if results else "mse"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns(metric, dataset, extra is not None))
+    head = "".join(f"<th>{html.escape(c)}</th>"
+                   for c in columns(metric, dataset, has_int8(results)))
     body = []
-    for cells in rows(results, dataset, extra):
+    for cells in rows(results, dataset):
         tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
         body.append(f"<tr>{tds}</tr>")
-    return (f'<table id="results"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (f'<div class="scroll"><table id="results"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def findings(results: list[RunResult]) -> list[str]:
+    """Plain-language statements comparing each pruned run with the baseline.
+
+    Example:
+        >>> a = RunResult("baseline", "a", "Baseline", "", test_metric=0.02, gz_size=7400)
+        >>> b = RunResult("whole", "b", "Whole", "", pruning={"x": 1}, test_metric=0.2,
+        ...               gz_size=5300, gz_unstripped=6300, sparsity={"hidden": 0.5},
+        ...               predictions_max_abs_diff=0.0)
+        >>> findings([a, b])[0].startswith("(b) Whole: test MSE 0.2000 (10.0x the baseline's")
+        True
+    """
+    base = next((r for r in results if r.run_id == "baseline"), None)
+    lines = []
+    for r in results:
+        if not r.pruning:
+            continue
+        accuracy = r.metric == "accuracy"
+        text = f"({r.letter}) {r.title}: test {'accuracy' if accuracy else 'MSE'} "
+        text += f"{r.test_metric:.2%}" if accuracy else f"{r.test_metric:.4f}"
+        if base is not None and base.test_metric > 0:
+            if accuracy:
+                text += f" (baseline {base.test_metric:.2%})"
+            else:
+                text += f" ({r.test_metric / base.test_metric:.1f}x the baseline's "
+                text += f"{base.test_metric:.4f})"
+        sparsity = ", ".join(f"{k} {v:.0%}" for k, v in r.sparsity.items())
+        text += f"; kernels zero: {sparsity}; zipped {r.gz_unstripped:,} B before stripping, "
+        text += f"{r.gz_size:,} B after"
+        if base is not None and base.gz_size:
+            text += f" ({1 - r.gz_size / base.gz_size:.0%} smaller than the baseline's "
+            text += f"{base.gz_size:,} B)"
+        if r.predictions_max_abs_diff is not None:
+            same = "identical" if r.predictions_max_abs_diff == 0 else (
+                f"max difference {r.predictions_max_abs_diff:.2g}")
+            text += f"; pruned vs stripped predictions: {same}."
+        lines.append(text)
+    return lines
 
 
 def _figure(uri: str | None, caption: str, name: str) -> str:
@@ -208,14 +255,13 @@ def _run_details(r: RunResult, folder: str) -> str:
 
 
 def write_report(folder: str, results: list[RunResult], meta: dict[str, Any],
-                 extra: dict[str, Any] | None = None, article: dict[str, float] | None = None) -> str:
+                 article: dict[str, float] | None = None) -> str:
     """Write ``<folder>/report.html`` (atomically) and return its path.
 
     Args:
         folder: The run folder (model summaries and pictures are read from it).
         results: The runs.
         meta: Setup of the study (dataset, seed, backend...), as in results.json.
-        extra: Optional ``{run_id: int8 compressed size}`` column.
         article: The article's numbers to draw beside ours, or ``None``.
 
     Returns:
@@ -233,11 +279,15 @@ def write_report(folder: str, results: list[RunResult], meta: dict[str, Any],
     notes = "".join(f'<div class="note">{html.escape(n)}</div>' for n in meta.get("notes", []))
     sections = [
         f"<h1>Pruning study</h1><p class='meta'>{html.escape(setup)}</p>{notes}",
-        "<h2>Results</h2>", _table_html(results, dataset, extra),
+        "<h2>Results</h2>", _table_html(results, dataset),
+        "<ul class='findings'>" + "".join(f"<li>{html.escape(t)}</li>"
+                                          for t in findings(results)) + "</ul>",
         "<p class='meta'>gz size: the article's measure, <code>model.save(..., "
         "include_optimizer=False)</code> then a deflated zip; for a pruned run it is the "
         "stripped model. Kernel sparsity: fraction of exact zeros per Dense kernel after "
-        "stripping (L1 hidden, L2 output).</p>",
+        "stripping (L1 hidden, L2 output)."
+        + (" int8 .pkz: the stripped model in prunekit.export's compressed sparse int8 format."
+           if has_int8(results) else "") + "</p>",
         _figure(plot_bars(results, article), "Test error and gzipped size per run", "bars"),
         "<h2>Training curves</h2>",
         _figure(plot_curves(results), "Loss per epoch (log scale)", "curves"),

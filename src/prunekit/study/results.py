@@ -36,6 +36,8 @@ class RunResult:
         target_reached: Whether the last mask update used the schedule's final sparsity.
         gz_size: Zip size of the baseline model, or of the stripped model for a pruned run.
         gz_unstripped: Zip size of the pruned model before stripping (``None`` for baseline).
+        int8_size: Bytes of the int8 compressed sparse format of ``prunekit.export`` for the
+            baseline / stripped model (``None`` when that package is unavailable).
         history: ``loss`` and ``val_loss`` per epoch.
         trace: Per-epoch records ``{"epoch", "step", "sparsity": {layer: s},
             "target": {layer: s}}`` read from the wrappers during training.
@@ -63,6 +65,7 @@ class RunResult:
     target_reached: bool | None = None
     gz_size: int = 0
     gz_unstripped: int | None = None
+    int8_size: int | None = None
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     trace: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     schedule_curve: dict[str, list[float]] = dataclasses.field(default_factory=dict)
@@ -75,7 +78,7 @@ CSV_COLUMNS = (
     "run_id", "letter", "title", "metric", "test_metric", "stripped_metric",
     "predictions_max_abs_diff", "epochs", "steps", "wall_time_s", "params_total",
     "params_trainable", "params_non_trainable", "sparsity", "target_sparsity", "target_reached",
-    "gz_size", "gz_unstripped",
+    "gz_size", "gz_unstripped", "int8_size",
 )
 
 
@@ -150,7 +153,8 @@ def results_document(results: list[RunResult], meta: dict[str, Any]) -> dict[str
     """The content of results.json: ``meta`` (setup) plus one entry per run.
 
     Example:
-        >>> results_document([RunResult("baseline", "a", "Baseline", "")], {"seed": 0})["runs"][0]["run_id"]
+        >>> document = results_document([RunResult("baseline", "a", "Baseline", "")], {"seed": 0})
+        >>> document["runs"][0]["run_id"]
         'baseline'
     """
     return _clean({"meta": meta, "runs": [dataclasses.asdict(r) for r in results]})

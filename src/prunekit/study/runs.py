@@ -132,7 +132,8 @@ def plan_run(run_id: str, config: StudyConfig, data: Dataset, weights_path: str)
     Example:
         >>> from prunekit.study.config import make_config
         >>> from prunekit.study.data import load_dataset
-        >>> plan_run("layer", make_config(), load_dataset("friedman"), "w.weights.h5").pruning["block_size"]
+        >>> plan = plan_run("layer", make_config(), load_dataset("friedman"), "w.weights.h5")
+        >>> plan.pruning["block_size"]
         '2x3'
     """
     import prunekit

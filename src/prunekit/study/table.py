@@ -38,20 +38,24 @@ def columns(metric: str, dataset: str, extra_size: bool = False) -> list[str]:
     cols = ["run", name]
     if dataset == "friedman":
         cols.append("article MSE")
-    cols += ["stripped", "kernel sparsity", "params (total / trainable)", "epochs",
+    cols += ["stripped", "kernel sparsity", "params total / trainable", "epochs",
              "fit time", "gz size", "gz unstripped"]
     if extra_size:
-        cols.append("int8 compressed")
+        cols.append("int8 .pkz")
     return cols
 
 
-def rows(results: list[RunResult], dataset: str, extra: dict[str, Any] | None = None) -> list[list[str]]:
+def has_int8(results: list[RunResult]) -> bool:
+    """Whether any run has an int8 compressed size (the optional last column)."""
+    return any(r.int8_size is not None for r in results)
+
+
+def rows(results: list[RunResult], dataset: str) -> list[list[str]]:
     """One list of cells per run, matching :func:`columns`.
 
     Args:
         results: The runs.
         dataset: Dataset name (the article's numbers only apply to ``friedman``).
-        extra: Optional ``{run_id: int8 compressed size}``.
 
     Returns:
         The table's cells as strings.
@@ -77,14 +81,13 @@ def rows(results: list[RunResult], dataset: str, extra: dict[str, Any] | None = 
             f"{r.gz_size:,} B",
             "-" if r.gz_unstripped is None else f"{r.gz_unstripped:,} B",
         ]
-        if extra is not None:
-            size = extra.get(r.run_id)
-            cells.append("-" if size is None else f"{size:,} B")
+        if has_int8(results):
+            cells.append("-" if r.int8_size is None else f"{r.int8_size:,} B")
         table.append(cells)
     return table
 
 
-def rich_table(results: list[RunResult], dataset: str, extra: dict[str, Any] | None = None) -> Any:
+def rich_table(results: list[RunResult], dataset: str) -> Any:
     """The results as a ``rich.table.Table`` for the terminal.
 
     Example:
@@ -96,9 +99,9 @@ def rich_table(results: list[RunResult], dataset: str, extra: dict[str, Any] | N
 
     metric = results[0].metric if results else "mse"
     table = Table(title="Pruning study results", show_lines=False)
-    for i, heading in enumerate(columns(metric, dataset, extra is not None)):
+    for i, heading in enumerate(columns(metric, dataset, has_int8(results))):
         table.add_column(heading, justify="left" if i in (0, 4) else "right",
-                         no_wrap=i != 4)
-    for cells in rows(results, dataset, extra):
+                         no_wrap=i in (0, 4), min_width=7)
+    for cells in rows(results, dataset):
         table.add_row(*cells)
     return table

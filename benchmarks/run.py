@@ -1,0 +1,43 @@
+"""Run every benchmark, one process per backend, and keep the results of each run.
+
+Usage: python benchmarks/run.py [--only overhead|compression|study]
+
+Results go to benchmarks/results/<timestamp>/ (a new folder each run; nothing is overwritten).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BACKENDS = ("jax", "tensorflow", "torch")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["overhead", "compression", "study"], default=None)
+    args = parser.parse_args(argv)
+    out = os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=False)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
+    print(f"results: {out}")
+    status = 0
+    if args.only in (None, "overhead"):
+        for backend in BACKENDS:
+            status |= subprocess.call([sys.executable, os.path.join(HERE, "bench_overhead.py"),
+                                       "--backend", backend,
+                                       "--json", os.path.join(out, f"overhead-{backend}.json")])
+    for name in ("compression", "study"):
+        script = os.path.join(HERE, f"bench_{name}.py")
+        if args.only in (None, name) and os.path.exists(script):
+            status |= subprocess.call([sys.executable, script, os.path.join(out, f"{name}.json")])
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""Pruning subclassed models in place, in a form ``keras.saving.load_model`` restores.
+
+**Why in place.** A subclassed model is Python code: its ``call`` uses the layers its
+``__init__`` stored as attributes. Keras cannot rebuild it around other layers the way
+``clone_model`` rebuilds a graph, and a copy (``from_config`` plus copied weights) would not
+share variables, would double memory and would fail for models without ``get_config``. The
+only way the model's own ``call`` runs pruned is to replace those attributes -- as
+``keras.Model.quantize()`` also works in place. So ``prune_low_magnitude(model)`` returns the
+same object, now pruned; the wrappers hold the original layers (variables are shared). Compile
+it again before training. ``strip_pruning`` undoes it, also in place.
+
+**What is replaced**, in attributes and in list/tuple/dict attributes, at any depth:
+
+* a layer with prunable weights (``Dense``, ``Conv*``, ``LSTM``, ``MultiHeadAttention``, a
+  ``PrunableLayer``, a registered class...) -> a ``PruneLowMagnitude`` wrapper around it;
+* a Sequential or Functional block -> its pruned clone (``prune_low_magnitude(block)``);
+* a custom layer or subclassed sub-model made of sub-layers -> its attributes, recursively;
+* layers without (prunable) weights are left alone; anything else is unsupported: an error
+  naming its attribute path and both fixes, or, with ``skip_unsupported``, left alone.
+
+Everything is validated before anything is replaced. The model must be built.
+
+**Saving.** The pruned model's class becomes a subclass of its own class (``isinstance`` and
+methods unchanged) whose ``get_config`` stores the original model's serialization plus each
+replacement's serialization and attribute paths, registered as ``prunekit>PrunedModel``.
+``keras.saving.load_model`` rebuilds the original model from its own config, puts the
+deserialized wrappers and pruned blocks back at their paths, then loads all weights -- masks
+and steps included. The model class must be serializable as for any saved subclassed model
+(registered, with ``get_config``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+
+from prunekit import global_pruning, registry
+from prunekit.prune import SkippedLayer, _prune_model, graph_problems, iter_wrappers
+from prunekit.prune import _is_graph_model, _strip, raise_or_warn
+from prunekit.wrapper import PruneLowMagnitude
+
+Step = tuple[str, Any]  # ("attr", name) | ("item", index) | ("key", key)
+_REGISTERED_PACKAGE, _REGISTERED_NAME = "prunekit", "PrunedModel"
+
+
+@functools.cache
+def _internal_names() -> frozenset[str]:
+    """Attribute names Keras (and torch.nn.Module) give every layer and model."""
+    return frozenset(dir(keras.Model())) | frozenset(dir(keras.layers.Layer()))
+
+
+def _find_layers(value: Any, steps: tuple[Step, ...]) -> Iterator[tuple[tuple[Step, ...], Any]]:
+    if isinstance(value, keras.layers.Layer):
+        yield steps, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _find_layers(item, steps + (("item", i),))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield from _find_layers(item, steps + (("key", key),))
+
+
+def _children(layer: Any) -> Iterator[tuple[tuple[Step, ...], Any]]:
+    """The sub-layers held by ``layer``'s own attributes, with their steps from ``layer``."""
+    attributes = dict(vars(layer))
+    attributes.update(getattr(layer, "_modules", None) or {})  # Torch keeps sub-modules here.
+    for name, value in attributes.items():
+        if name not in _internal_names():
+            yield from _find_layers(value, (("attr", name),))
+
+
+def describe(steps: tuple[Step, ...] | list[Any]) -> str:
+    """A readable attribute path: ``encoder.blocks[0].dense``.
+
+    Example:
+        >>> describe((("attr", "blocks"), ("item", 0), ("attr", "dense")))
+        'blocks[0].dense'
+    """
+    text = ""
+    for kind, key in steps:
+        text += f".{key}" if kind == "attr" else f"[{key!r}]"
+    return text.lstrip(".")
+
+
+@dataclasses.dataclass
+class _Change:
+    """One layer to replace, everywhere it is referenced (shared layers are wrapped once)."""
+
+    old: Any
+    kind: str  # "wrap" | "clone"
+    slots: list[tuple[Any, tuple[Step, ...], tuple[Step, ...]]]  # (owner, from owner, full)
+    skip: frozenset[int] = frozenset()
+    new: Any = None
+
+
+@dataclasses.dataclass
+class _Plan:
+    changes: dict[int, _Change] = dataclasses.field(default_factory=dict)
+    problems: list[SkippedLayer] = dataclasses.field(default_factory=list)
+    visited: set[int] = dataclasses.field(default_factory=set)
+
+
+def _plan(owner: Any, prefix: tuple[Step, ...], policy: Any, plan: _Plan) -> None:
+    for steps, child in _children(owner):
+        full = prefix + steps
+        if id(child) in plan.changes:
+            plan.changes[id(child)].slots.append((owner, steps, full))
+            continue
+        if id(child) in plan.visited or isinstance(child, PruneLowMagnitude):
+            continue
+        plan.visited.add(id(child))
+        where = describe(full)
+        if _is_graph_model(child):
+            if any(True for _ in iter_wrappers(child)):
+                continue  # Already pruned.
+            problems = graph_problems(child, policy, where + "/")
+            plan.problems.extend(problems.values())
+            plan.changes[id(child)] = _Change(child, "clone", [(owner, steps, full)],
+                                              frozenset(problems))
+        elif registry.is_pass_through(child):
+            continue
+        elif registry.is_custom_container(child) and not registry.own_weight_names(child):
+            _plan(child, full, policy, plan)
+        elif policy is not None and not policy.allow_pruning(child):
+            continue
+        elif registry.find_unsupported(child, where) is None:
+            plan.changes[id(child)] = _Change(child, "wrap", [(owner, steps, full)])
+        elif child.built and not child.variables:
+            continue  # Nothing to prune in a layer without weights.
+        else:
+            culprit, path, reason = registry.find_unsupported(child, where)
+            plan.problems.append(SkippedLayer(path, type(culprit).__name__, reason))
+
+
+def _set_in(value: Any, steps: tuple[Step, ...], new: Any) -> Any:
+    """Put ``new`` at ``steps`` inside a list/tuple/dict ``value``; return the container."""
+    (_, key), rest = steps[0], steps[1:]
+    replaced = _set_in(value[key], rest, new) if rest else new
+    if isinstance(value, tuple):
+        return type(value)(replaced if i == key else v for i, v in enumerate(value))
+    list.__setitem__(value, key, replaced) if isinstance(value, list) else dict.__setitem__(
+        value, key, replaced)
+    return value
+
+
+def _replace(owner: Any, steps: tuple[Step, ...], old: Any, new: Any) -> None:
+    """Replace ``old`` by ``new`` at ``steps`` of ``owner``, keeping Keras's tracking right."""
+    tracker = owner._tracker
+    if tracker.is_in_store("layers", old) and not tracker.is_in_store("layers", new):
+        tracker.replace_tracked_value("layers", old, new)
+    (_, name), rest = steps[0], steps[1:]
+    value = _set_in(getattr(owner, name), rest, new) if rest else new
+    if not rest or value is not getattr(owner, name):
+        setattr(owner, name, value)
+
+
+def _make(change: _Change, params: dict[str, Any], policy: Any) -> Any:
+    if change.kind == "clone":
+        clone = _prune_model(change.old, params, policy, change.skip)
+        clone._prunekit_skipped = ()
+        return clone
+    wrapper = PruneLowMagnitude(change.old, **params)
+    if change.old.built:
+        wrapper.build(None)  # The inner layer is built: create masks now, not while tracing.
+    return wrapper
+
+
+@dataclasses.dataclass
+class _Record:
+    """What in-place pruning replaced: ``[(full paths, replacement)]``; not tracked by Keras."""
+
+    replacements: list[tuple[list[tuple[Step, ...]], Any]]
+    skipped: tuple[SkippedLayer, ...]
+
+
+def prune_in_place(model: keras.Model, params: dict[str, Any], policy: Any,
+                   skip_unsupported: bool) -> keras.Model:
+    """Prune a built subclassed model in place (see the module docstring); return it.
+
+    Example:
+        >>> class Net(keras.Model):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.dense = keras.layers.Dense(2)
+        ...     def call(self, x):
+        ...         return self.dense(x)
+        >>> net = Net()
+        >>> _ = net(keras.ops.ones((1, 3)))
+        >>> type(prune_in_place(net, {}, None, False).dense).__name__
+        'PruneLowMagnitude'
+    """
+    if policy is not None:
+        policy.ensure_model_supports_pruning(model)
+    if not model.built:
+        raise ValueError(
+            f"Cannot prune the subclassed model '{model.name}' before it is built: prunekit "
+            "checks every weight before changing anything. Call it on a batch of data or "
+            "`model.build(input_shape)` first. Received: an unbuilt "
+            f"{type(model).__name__}")
+    plan = _Plan(visited={id(model)})
+    _plan(model, (), policy, plan)
+    raise_or_warn(plan.problems, skip_unsupported)
+    for change in plan.changes.values():
+        change.new = _make(change, params, policy)
+        for owner, steps, _ in change.slots:
+            _replace(owner, steps, change.old, change.new)
+    previous = getattr(model, "_prunekit_record", None)
+    replacements = list(previous.replacements) if previous else []
+    replacements += [([full for _, _, full in c.slots], c.new) for c in plan.changes.values()]
+    _mark_pruned(model, _Record(replacements, tuple(plan.problems)))
+    global_pruning.link_global_wrappers(iter_wrappers(model))
+    return model
+
+
+def _mark_pruned(model: keras.Model, record: _Record) -> None:
+    base = getattr(type(model), "_prunekit_base", type(model))
+    model.__class__ = _pruned_class(base)
+    object.__setattr__(model, "_prunekit_record", record)  # A plain attribute, not tracked.
+    object.__setattr__(model, "_prunekit_skipped", record.skipped)
+    for name in ("train_function", "test_function", "predict_function"):
+        if getattr(model, name, None) is not None:  # Traced without the wrappers: retrace.
+            setattr(model, name, None)
+
+
+def strip_in_place(model: keras.Model) -> keras.Model:
+    """Replace every wrapper (and pruned block) of a subclassed model by the plain layer.
+
+    Masks must already be applied (``strip_pruning`` does it). Returns ``model``.
+    """
+    _strip_children(model, set())
+    base = getattr(type(model), "_prunekit_base", None)
+    if base is not None:
+        model.__class__ = base
+    for name in ("_prunekit_record", "_prunekit_skipped"):
+        if name in vars(model):
+            object.__delattr__(model, name)
+    return model
+
+
+def _strip_children(owner: Any, visited: set[int]) -> None:
+    done: dict[int, Any] = {}
+    for steps, child in list(_children(owner)):
+        if id(child) in done:
+            _replace(owner, steps, child, done[id(child)])
+        elif isinstance(child, PruneLowMagnitude):
+            done[id(child)] = child.layer
+            _replace(owner, steps, child, child.layer)
+        elif _is_graph_model(child) and any(True for _ in iter_wrappers(child)):
+            done[id(child)] = _strip(child)
+            _replace(owner, steps, child, done[id(child)])
+        elif id(child) not in visited and registry.is_custom_container(child):
+            visited.add(id(child))
+            _strip_children(child, visited)
+
+
+# ------------------------------------------------------------------------------ saving
+def _get_config(self: keras.Model) -> dict[str, Any]:
+    base = type(self)._prunekit_base
+    original = {
+        "module": None if base.__module__ == "__main__" else base.__module__,
+        "class_name": base.__name__,
+        "registered_name": keras.saving.get_registered_name(base),
+        "config": keras.saving.serialize_keras_object(base.get_config(self)),
+    }
+    build_config = self.get_build_config()
+    if build_config is not None:
+        original["build_config"] = keras.saving.serialize_keras_object(build_config)
+    return {
+        "model": original,
+        "replacements": [
+            {"paths": [[list(step) for step in path] for path in paths],
+             "layer": keras.saving.serialize_keras_object(layer)}
+            for paths, layer in self._prunekit_record.replacements
+        ],
+    }
+
+
+def _from_config(cls: type, config: dict[str, Any], custom_objects: Any = None) -> keras.Model:
+    model = keras.saving.deserialize_keras_object(config["model"], custom_objects=custom_objects)
+    replacements = []
+    for entry in config["replacements"]:
+        layer = keras.saving.deserialize_keras_object(entry["layer"],
+                                                      custom_objects=custom_objects)
+        paths = [tuple(tuple(step) for step in path) for path in entry["paths"]]
+        for path in paths:
+            _replace_at(model, path, layer)
+        replacements.append((list(paths), layer))
+    _mark_pruned(model, _Record(replacements, ()))
+    global_pruning.link_global_wrappers(iter_wrappers(model))
+    return model
+
+
+def _get(owner: Any, step: Step) -> Any:
+    kind, key = step
+    return getattr(owner, key) if kind == "attr" else owner[key]
+
+
+def _replace_at(model: keras.Model, path: tuple[Step, ...], new: Any) -> None:
+    """Replace the layer at ``path`` from ``model``, through the layer owning its attribute."""
+    owner, start, value = model, 0, model
+    for i, step in enumerate(path[:-1]):
+        value = _get(value, step)
+        if isinstance(value, keras.layers.Layer):
+            owner, start = value, i + 1
+    _replace(owner, path[start:], _get(value, path[-1]), new)
+
+
+class PrunedModel:
+    """Loader of subclassed models pruned in place (``registered_name: prunekit>PrunedModel``).
+
+    Not instantiated: pruned models are instances of a subclass of their own class that
+    serializes under this name; ``keras.saving.load_model`` calls :meth:`from_config`.
+
+    Example:
+        >>> keras.saving.get_registered_object("prunekit>PrunedModel") is PrunedModel
+        True
+    """
+
+    def get_config(self) -> dict[str, Any]:  # Required by register_keras_serializable.
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> keras.Model:
+        """Rebuild the original model, then put the pruned layers back at their paths."""
+        return _from_config(cls, config, custom_objects)
+
+
+_register = keras.saving.register_keras_serializable(_REGISTERED_PACKAGE, _REGISTERED_NAME)
+_register(PrunedModel)
+_PRUNED_CLASSES: dict[type, type] = {}
+
+
+def _pruned_class(base: type) -> type:
+    """The subclass of ``base`` that pruned instances of ``base`` take on."""
+    if base not in _PRUNED_CLASSES:
+        cls = type(base.__name__, (base,), {
+            "__module__": base.__module__, "__qualname__": base.__qualname__,
+            "_prunekit_base": base, "get_config": _get_config,
+            "from_config": classmethod(_from_config),
+        })
+        _register(cls)
+        _register(PrunedModel)  # Keep the name resolving to the loader.
+        _PRUNED_CLASSES[base] = cls
+    return _PRUNED_CLASSES[base]
