@@ -11,6 +11,16 @@ import prunekit
 from prunekit import ConstantSparsity, PolynomialDecay, PruneLowMagnitude, prune_low_magnitude
 
 
+class Opaque(keras.layers.Layer):
+    """A custom layer with a weight but no get_prunable_weights: unsupported."""
+
+    def build(self, shape):
+        self.w = self.add_weight(shape=shape[-1:])
+
+    def call(self, x):
+        return x * self.w
+
+
 def dense_model(*units, inputs=10):
     return keras.Sequential([keras.Input((inputs,))] + [keras.layers.Dense(u) for u in units])
 
@@ -53,7 +63,7 @@ def test_parameter_counts_match_the_article():
         (keras.layers.Dense(2), {"sparsity_m_by_n": 2}, ValueError, "tuple/list of 2 integers"),
         (keras.layers.Dense(2), {"pruning_schedule": 0.5}, TypeError, "PruningSchedule"),
         (object(), {}, ValueError, "can only prune an object"),
-        (keras.layers.ConvLSTM2D(2, 3), {}, ValueError, "not supported for pruning"),
+        (Opaque(), {}, ValueError, "not supported for pruning"),
     ],
 )
 def test_bad_arguments(layer, kwargs, error, match):

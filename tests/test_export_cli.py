@@ -108,3 +108,14 @@ def test_deploy_format_through_cli(keras_file, tmp_path, capsys):
         assert "pip install" in capsys.readouterr().err
     else:
         assert code == 0 and (tmp_path / "m.onnx").exists()
+
+
+def test_through_top_level_main(keras_file, tmp_path, monkeypatch, capsys):
+    import prunekit.cli as top
+
+    monkeypatch.setattr(top, "_COMMAND_MODULES", ("prunekit.export.cli",))
+    src, _ = keras_file
+    out = tmp_path / "top.pkz"
+    assert top.main(["export", str(src), "-o", str(out), "--weights", "float16"]) == 0
+    assert top.main(["size", str(out), "--no-keras-int8"]) == 0
+    assert ".pkz float16" in capsys.readouterr().out

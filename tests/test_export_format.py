@@ -156,10 +156,28 @@ def test_tie_goes_to_bitmask():
 
 
 def test_dense_tensor_stored_as_is():
-    arr = np.arange(1, 65, dtype=np.float32).reshape(8, 8)  # no zeros
+    arr = np.arange(1, 25, dtype=np.float32).reshape(2, 3, 4)  # no zeros
     _, streams, info = T.encode_tensor(arr, "float32")
     assert info.layout == "dense" and "pattern" not in streams
-    assert streams["f32"] == arr.tobytes()
+    # output-channel-major order: the last axis outermost
+    assert streams["f32"] == np.ascontiguousarray(np.transpose(arr, (2, 0, 1))).tobytes()
+
+
+def test_channel_offsets_round_trip_and_pay():
+    # Channel c keeps magnitudes lo_c..lo_c+7 (and one 127 that fixes the scale), as magnitude
+    # pruning leaves a per-channel gap below a threshold. Scale 2^-7 is exact in float16.
+    rng = np.random.default_rng(5)
+    lows = 10 + 12 * np.arange(8)
+    q = rng.integers(0, 8, size=(400, 8)) + lows
+    q[0] = 127
+    q = q * rng.choice([-1, 1], size=q.shape) * (rng.uniform(size=q.shape) < 0.5)
+    q[0] = 127
+    w = (q * 2.0**-7).astype(np.float32)
+    record, streams, info = T.encode_tensor(w, "int8")
+    assert info.layout == "bitmask" and record[0] & 0x80, "offsets should be used"
+    assert list(streams["i8"][:8]) == list(lows - 1)  # offsets = min |q| - 1 per channel
+    back = T.decode_tensors(record, 1, streams)[0]
+    np.testing.assert_array_equal(back, w)  # every value is on the int8 grid
 
 
 def test_layout_choice_inside_a_model():
@@ -322,3 +340,19 @@ def test_real_pruned_model_after_strip(tmp_path):
     save_compressed(stripped, tmp_path / "s.pkz")
     back = load_compressed(tmp_path / "s.pkz")
     np.testing.assert_array_equal(stripped.predict(x, verbose=0), back.predict(x, verbose=0))
+
+
+def test_model_that_cannot_be_rebuilt_is_refused_at_save(tmp_path):
+    class Opaque(keras.Model):  # subclassed, no get_config: Keras cannot rebuild it
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Opaque()
+    model(np.zeros((1, 3), np.float32))
+    with pytest.raises(ValueError, match="cannot be rebuilt"):
+        save_compressed(model, tmp_path / "m.pkz")
+    assert _listing(tmp_path) == []

@@ -119,7 +119,7 @@ def test_make_config_validates_without_the_cli():
 
 def test_friedman_split_matches_the_article():
     data = load_dataset("friedman")
-    x, y = make_friedman1(n_samples=10000, n_features=10, random_state=0)
+    _, y = make_friedman1(n_samples=10000, n_features=10, random_state=0)
     assert data.x_train.shape == (6700, 10) and data.x_test.shape == (3300, 10)
     # Every test row is one of the generated rows, and the split is a partition.
     assert len(np.unique(np.concatenate([data.x_train, data.x_test]), axis=0)) == 10000
@@ -161,3 +161,64 @@ def test_write_atomic_leaves_no_temp_files(tmp_path):
     write_atomic(str(path), "1")
     write_atomic(str(path), "2")
     assert path.read_text() == "2" and os.listdir(tmp_path) == ["a.json"]
+
+
+def test_backend_other_than_the_running_one_is_a_usage_error(tmp_path, capsys):
+    import keras
+
+    other = next(b for b in ("jax", "tensorflow", "torch") if b != keras.backend.backend())
+    assert _run(["--backend", other, "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    assert f"--backend {other}" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_missing_graphviz_gives_install_hints(monkeypatch, tmp_path):
+    import keras
+
+    from prunekit.study import models
+
+    def no_pydot(*args, **kwargs):
+        raise ImportError("You must install pydot (`pip install pydot`) for plot_model to work.")
+
+    monkeypatch.setattr(keras.utils, "plot_model", no_pydot)
+    data = load_dataset("friedman")
+    hint = models.plot_model(models.build_model(data), str(tmp_path / "m.png"))
+    assert "apt-get install graphviz" in hint and "pip install pydot" in hint
+
+
+def test_live_progress_line(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from prunekit.study.progress import LiveProgress, PruningRecorder
+
+    buffer = io.StringIO()
+    recorder = PruningRecorder()
+    recorder.trace.append({"epoch": 1, "step": 168, "sparsity": {"hidden": 0.5}})
+    with LiveProgress(Console(file=buffer, width=140)) as progress:
+        line = progress.callback("(b) whole", max_epochs=300, recorder=recorder)
+        line.on_epoch_end(0, {"loss": 1.25, "val_loss": 1.5})
+        line.on_train_end()
+    text = buffer.getvalue()
+    assert "(b) whole" in text and "1/1" in text  # early end: the bar completes at 1 epoch
+    assert "loss 1.25 val 1.5 sparsity 0.50" in text
+
+
+def test_schedule_curve_is_computed_from_the_schedule():
+    import prunekit
+    from prunekit.study.progress import schedule_curve
+
+    steps, values = schedule_curve(prunekit.PolynomialDecay(0.2, 0.8, 1000, 2000), 2500)
+    assert steps[0] == 0 and steps[1] == 1000 and steps[-1] == 2500
+    # Updates every 100 steps from 1000 to 2000; by hand: 0.8 - 0.6 * (1 - p) ** 3.
+    expected = [0.8 - 0.6 * (1 - (s - 1000) / 1000) ** 3 for s in range(1000, 2001, 100)]
+    np.testing.assert_allclose(values[1:-1], expected, atol=1e-6)
+    assert values[-1] == values[-2]
+
+
+def test_registered_in_the_prunekit_command(tmp_path, capsys):
+    from prunekit import cli
+
+    assert cli.main(["study", "--epochs", "0", "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    assert "--epochs must be > 0" in capsys.readouterr().err

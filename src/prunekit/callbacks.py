@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import keras
@@ -38,21 +39,41 @@ class UpdatePruningStep(keras.callbacks.Callback):
         ...               callbacks=[UpdatePruningStep()])
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._steps_at_begin: dict[int, int] | None = None
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         wrappers = list(iter_wrappers(self.model))
         global_pruning.link_global_wrappers(wrappers)
+        self._steps_at_begin = {}
         for wrapper in wrappers:
             if not wrapper.built:
                 continue
-            if int(keras.ops.convert_to_numpy(wrapper.pruning_step.value)) == -1:
+            if _step(wrapper) == -1:
                 wrapper.pruning_step.assign(0)
             wrapper._step_ready = True
+            self._steps_at_begin[id(wrapper)] = _step(wrapper)
 
     def on_epoch_end(self, epoch: int | None = None, logs: dict[str, Any] | None = None,
                      batch: int | None = None) -> None:
-        for wrapper in iter_wrappers(self.model):
-            if wrapper.built:
-                wrapper.apply_masks()
+        wrappers = [w for w in iter_wrappers(self.model) if w.built]
+        for wrapper in wrappers:
+            wrapper.apply_masks()
+        if self._steps_at_begin:  # After the first epoch only: did every wrapper train?
+            idle = [w.name for w in wrappers
+                    if self._steps_at_begin.get(id(w)) == _step(w)]
+            self._steps_at_begin = None
+            if idle:
+                warnings.warn(
+                    f"{len(idle)} pruning wrapper(s) were never called with training=True "
+                    f"during the first epoch, so they do not prune: {', '.join(idle)}. If they "
+                    "sit in a subclassed model, give its call() a `training` argument and "
+                    "pass `training=training` to its layers.", stacklevel=2)
+
+
+def _step(wrapper: Any) -> int:
+    return int(keras.ops.convert_to_numpy(wrapper.pruning_step.value))
 
 
 def sparsity_of(value: Any) -> float:

@@ -62,6 +62,10 @@ def _unwrap(layer: Any) -> Any:
     return layer.layer if isinstance(layer, PruneLowMagnitude) else layer
 
 
+def _unique(layers: Iterable[Any]) -> list[Any]:
+    return list({id(layer): layer for layer in layers}.values())
+
+
 class PruneForLatencyOnXNNPack(PruningPolicy):
     """Prune only 1x1 ``Conv2D`` layers of a model that XNNPACK's sparse inference can run.
 
@@ -90,15 +94,17 @@ class PruneForLatencyOnXNNPack(PruningPolicy):
         return isinstance(layer, _L.Conv2D) and tuple(layer.kernel_size) == (1, 1)
 
     # ------------------------------------------------------------------------ graph walking
+    # A layer shared by several graphs (a clone reuses the original's layers) has a node in
+    # each; they have the same topology, so neighbours are collected once each.
     def _producers(self, layer: Any) -> list[Any]:
-        return [_unwrap(parent.operation) for node in _unwrap(layer)._inbound_nodes
-                for parent in node.parent_nodes]
+        return _unique(_unwrap(parent.operation) for node in _unwrap(layer)._inbound_nodes
+                       for parent in node.parent_nodes)
 
     def _consumers(self, layer: Any) -> list[Any]:
         def first(op: Any) -> Any:  # A nested Sequential is entered at its first layer.
             return first(op.layers[0]) if isinstance(op, keras.Sequential) else _unwrap(op)
 
-        return [first(node.operation) for node in _unwrap(layer)._outbound_nodes]
+        return _unique(first(node.operation) for node in _unwrap(layer)._outbound_nodes)
 
     @staticmethod
     def _lookup_layers(sources: Iterable[Any], stop: Callable[[Any], bool],

@@ -35,6 +35,9 @@ _TYPE_ERROR = (
 class SkippedLayer:
     """A layer ``prune_low_magnitude(..., skip_unsupported=True)`` left unpruned, and why.
 
+    For a container (an RNN with a custom cell, a custom block), the layer named is the part
+    at fault; the whole container is left unwrapped.
+
     Attributes:
         path: Where the layer sits in the model, e.g. ``"encoder/block_1/odd"``.
         class_name: The layer's class.
@@ -73,11 +76,9 @@ def graph_problems(model: keras.Model, policy: Any, path: str = "") -> dict[int,
             problems.update(graph_problems(layer, policy, where + "/"))
         elif policy is None or policy.allow_pruning(layer):
             found = registry.find_unsupported(layer, where)
-            if found is not None:
+            if found is not None:  # Named after the culprit: a container's unsupported part.
                 culprit, culprit_path, reason = found
-                if culprit is not layer:
-                    reason = f"its part '{culprit_path}' ({type(culprit).__name__}): {reason}"
-                problems[id(layer)] = SkippedLayer(where, type(layer).__name__, reason)
+                problems[id(layer)] = SkippedLayer(culprit_path, type(culprit).__name__, reason)
     return problems
 
 
@@ -89,12 +90,13 @@ def raise_or_warn(problems: list[SkippedLayer], skip_unsupported: bool) -> None:
     if not skip_unsupported:
         first = problems[0]
         more = f" ({len(problems) - 1} more unsupported: {listing})" if len(problems) > 1 else ""
+        name = first.class_name
         raise ValueError(
-            f"Layer '{first.path}' of class {first.class_name} is not supported for pruning: "
-            f"{first.reason}. Either implement `get_prunable_weights()` on the layer's class "
-            "(see `prunekit.PrunableLayer`; return the variables to prune), or register the "
-            "class with `prunekit.register_prunable(LayerClass, ['kernel'])` (use [] for "
-            "nothing to prune). To leave unsupported layers unpruned instead, pass "
+            f"Layer '{first.path}' of class {name} is not supported for pruning: "
+            f"{first.reason}. Either implement `get_prunable_weights()` on {name} (see "
+            "`prunekit.PrunableLayer`; return the variables to prune), or register its class "
+            f"with `prunekit.register_prunable({name}, ['kernel'])` (use [] for nothing to "
+            "prune). To leave unsupported layers unpruned instead, pass "
             f"`skip_unsupported=True`.{more} Nothing was changed."
         )
     warnings.warn(f"prune_low_magnitude left {len(problems)} unsupported layer(s) unpruned "

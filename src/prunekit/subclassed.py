@@ -13,12 +13,17 @@ it again before training. ``strip_pruning`` undoes it, also in place.
 
 * a layer with prunable weights (``Dense``, ``Conv*``, ``LSTM``, ``MultiHeadAttention``, a
   ``PrunableLayer``, a registered class...) -> a ``PruneLowMagnitude`` wrapper around it;
-* a Sequential or Functional block -> its pruned clone (``prune_low_magnitude(block)``);
+* a Sequential or Functional block -> its pruned clone (``prune_low_magnitude(block)``); a
+  block of a *subclass* of Functional (e.g. a KerasHub backbone) is wrapped as a whole
+  instead, so that it keeps its class, methods and saved layout;
 * a custom layer or subclassed sub-model made of sub-layers -> its attributes, recursively;
 * layers without (prunable) weights are left alone; anything else is unsupported: an error
   naming its attribute path and both fixes, or, with ``skip_unsupported``, left alone.
 
-Everything is validated before anything is replaced. The model must be built.
+Everything is validated before anything is replaced. The model must be built. Its ``call``
+should take ``training`` and pass it on to its layers (Keras's trainers give ``training=True``
+only to models that declare it, and the JAX trainer calls ``call`` directly): a wrapper that
+never sees ``training=True`` never prunes; ``UpdatePruningStep`` warns about such wrappers.
 
 **Saving.** The pruned model's class becomes a subclass of its own class (``isinstance`` and
 methods unchanged) whose ``get_config`` stores the original model's serialization plus each
@@ -33,10 +38,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import keras
+from keras.src.models.functional import Functional  # Not exported publicly.
 
 from prunekit import global_pruning, registry
 from prunekit.prune import SkippedLayer, _prune_model, graph_problems, iter_wrappers
@@ -115,7 +122,7 @@ def _plan(owner: Any, prefix: tuple[Step, ...], policy: Any, plan: _Plan) -> Non
             continue
         plan.visited.add(id(child))
         where = describe(full)
-        if _is_graph_model(child):
+        if type(child) in (keras.Sequential, Functional):  # Its own subclasses are wrapped.
             if any(True for _ in iter_wrappers(child)):
                 continue  # Already pruned.
             problems = graph_problems(child, policy, where + "/")
@@ -124,7 +131,8 @@ def _plan(owner: Any, prefix: tuple[Step, ...], policy: Any, plan: _Plan) -> Non
                                               frozenset(problems))
         elif registry.is_pass_through(child):
             continue
-        elif registry.is_custom_container(child) and not registry.own_weight_names(child):
+        elif (registry.is_custom_container(child) and not _is_graph_model(child)
+              and not registry.own_weight_names(child)):
             _plan(child, full, policy, plan)
         elif policy is not None and not policy.allow_pruning(child):
             continue
@@ -196,6 +204,12 @@ def prune_in_place(model: keras.Model, params: dict[str, Any], policy: Any,
     """
     if policy is not None:
         policy.ensure_model_supports_pruning(model)
+    if not model._call_has_training_arg:
+        warnings.warn(
+            f"{type(model).__name__}.call() has no `training` argument: Keras's `fit` then "
+            "runs the model's layers as in inference and the pruning wrappers never update. "
+            "Add `training=None` to call() and pass `training=training` to the layers it "
+            "calls (the JAX backend needs it passed explicitly).", stacklevel=3)
     if not model.built:
         raise ValueError(
             f"Cannot prune the subclassed model '{model.name}' before it is built: prunekit "

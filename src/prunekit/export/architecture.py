@@ -83,16 +83,17 @@ def _compact_entry(entry: dict, drop_build: bool) -> dict:
     return out
 
 
-def _rebuilds_same(config: dict, model: keras.Model) -> bool:
+def _rebuilds_same(config: dict, model: keras.Model, strict: bool = True) -> bool:
     try:
         rebuilt = keras.saving.deserialize_keras_object(_plain(config))
+        same_config = not strict or _plain(rebuilt.get_config()) == _plain(model.get_config())
     except Exception:  # noqa: BLE001
         return False
     shapes = [tuple(w.shape) for w in model.weights]
     return (
         rebuilt.built == model.built
         and [tuple(w.shape) for w in rebuilt.weights] == shapes
-        and _plain(rebuilt.get_config()) == _plain(model.get_config())
+        and same_config
     )
 
 
@@ -107,6 +108,9 @@ def architecture_config(model: keras.Model, compact: bool = True) -> dict:
         A JSON-able dict that ``keras.saving.deserialize_keras_object`` turns back into an
         equivalent (same config, same weight shapes) model.
 
+    Raises:
+        ValueError: if Keras cannot rebuild the model from its config at all.
+
     Example:
         >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
         >>> cfg = architecture_config(model)
@@ -115,12 +119,17 @@ def architecture_config(model: keras.Model, compact: bool = True) -> dict:
     """
     full = _plain(keras.saving.serialize_keras_object(model))
     full.pop("compile_config", None)
-    if not compact:
-        return full
-    for drop_build in (True, False):
-        candidate = _compact_entry(full, drop_build)
-        if _rebuilds_same(candidate, model):
-            return _drop_model_keys(candidate, model)
+    if compact:
+        for drop_build in (True, False):
+            candidate = _compact_entry(full, drop_build)
+            if _rebuilds_same(candidate, model):
+                return _drop_model_keys(candidate, model)
+    if not _rebuilds_same(full, model, strict=False):
+        raise ValueError(
+            "The model cannot be rebuilt from its Keras config with the same weights, so it "
+            "could not be loaded back (a subclassed model without get_config/from_config, or "
+            f"a custom layer that is not registered?). Received: model={model.name!r}"
+        )
     return full
 
 

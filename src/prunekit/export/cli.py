@@ -64,13 +64,14 @@ def _load(path: str):
 
     import prunekit
     from prunekit.export import load_compressed
+    from prunekit.export.format import pruning_wrappers
 
     model = (
         load_compressed(path)
         if path.endswith(".pkz")
         else keras.saving.load_model(path, compile=False)
     )
-    if any(type(x).__name__ == "PruneLowMagnitude" for x in model._flatten_layers()):
+    if pruning_wrappers(model):
         print("note: the model has pruning wrappers; exporting prunekit.strip_pruning(model)")
         return model, prunekit.strip_pruning(model)
     return model, model

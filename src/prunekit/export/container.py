@@ -28,9 +28,22 @@ CODEC_NAMES = {CODEC_STORED: "stored", CODEC_ZSTD: "zstd", CODEC_LZMA: "lzma"}
 
 # Raw LZMA2 stream (no .xz container: the section header already records the lengths and a crc).
 _LZMA_DICT = 8 << 20
-_LZMA_ENCODE = [
-    {"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME, "dict_size": _LZMA_DICT}
-]
+_LZMA_PRESET = 6 | lzma.PRESET_EXTREME
+# Two encoder settings, one decoder: LZMA2 chunks carry their own lc/lp/pb properties.
+# lc=lp=pb=0 (no literal context) suits near-i.i.d. bytes such as quantized values.
+_LZMA_ENCODERS = (
+    [{"id": lzma.FILTER_LZMA2, "preset": _LZMA_PRESET, "dict_size": _LZMA_DICT}],
+    [
+        {
+            "id": lzma.FILTER_LZMA2,
+            "preset": _LZMA_PRESET,
+            "dict_size": _LZMA_DICT,
+            "lc": 0,
+            "lp": 0,
+            "pb": 0,
+        }
+    ],
+)
 _LZMA_DECODE = [{"id": lzma.FILTER_LZMA2, "dict_size": _LZMA_DICT}]
 _ZSTD_LEVEL = 19
 
@@ -116,19 +129,15 @@ def compress_best(data: bytes, shuffle_sizes: tuple[int, ...] = (0,)) -> tuple[i
         True
     """
     best = (CODEC_STORED, data)
+    zstd = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=False)
     for size in shuffle_sizes:
         src = shuffle(data, size) if size > 1 else data
         tag = (size if size > 1 else 0) << 4
-        candidates = (
-            (CODEC_ZSTD, zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=False)),
-            (CODEC_LZMA, None),
-        )
-        for codec, zc in candidates:
-            out = (
-                zc.compress(src)
-                if zc
-                else lzma.compress(src, lzma.FORMAT_RAW, filters=_LZMA_ENCODE)
-            )
+        outputs = [(CODEC_ZSTD, zstd.compress(src))]
+        outputs += [
+            (CODEC_LZMA, lzma.compress(src, lzma.FORMAT_RAW, filters=f)) for f in _LZMA_ENCODERS
+        ]
+        for codec, out in outputs:
             if len(out) < len(best[1]):
                 best = (tag | codec, out)
     return best

@@ -170,7 +170,9 @@ def export_deployable(
     check_deployable(format, path, backend)
     target = Path(path)
     if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it.")
+        raise FileExistsError(
+            f"{target} already exists; pass overwrite=True (CLI: --force) to replace it."
+        )
     if not target.parent.is_dir():
         raise FileNotFoundError(f"Output directory {target.parent} does not exist.")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

@@ -54,6 +54,26 @@ def check_weights_mode(weights: str) -> None:
         )
 
 
+def pruning_wrappers(model: keras.layers.Layer) -> list[str]:
+    """Names of the ``PruneLowMagnitude`` layers in a model, nested models included.
+
+    Detected by class name, so this module does not depend on the pruning code.
+
+    Example:
+        >>> pruning_wrappers(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+        []
+    """
+    found, stack = [], [model]
+    while stack:
+        layer = stack.pop()
+        if type(layer).__name__ == "PruneLowMagnitude":
+            found.append(layer.name)
+        stack.extend(getattr(layer, "layers", None) or [])
+        if isinstance(getattr(layer, "layer", None), keras.layers.Layer):
+            stack.append(layer.layer)
+    return found
+
+
 def check_exportable(model: object) -> None:
     """Raise unless ``model`` is a plain, built Keras model (``TypeError`` for a non-model).
 
@@ -65,11 +85,7 @@ def check_exportable(model: object) -> None:
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"Expected a keras.Model. Received: model={type(model).__name__}")
-    wrapped = [
-        layer.name
-        for layer in model._flatten_layers()
-        if type(layer).__name__ == "PruneLowMagnitude"
-    ]
+    wrapped = pruning_wrappers(model)
     if wrapped:
         raise ValueError(
             "The model still contains pruning wrappers (PruneLowMagnitude layers: "
@@ -211,12 +227,12 @@ def _link_no_clobber(tmp: str, path: Path) -> None:
         os.link(tmp, path)
     except FileExistsError:
         raise FileExistsError(
-            f"{path} already exists; pass overwrite=True to replace it."
+            f"{path} already exists; pass overwrite=True (CLI: --force) to replace it."
         ) from None
     except OSError:  # no hard links on this file system: check, then rename
         if path.exists():
             raise FileExistsError(
-                f"{path} already exists; pass overwrite=True to replace it."
+                f"{path} already exists; pass overwrite=True (CLI: --force) to replace it."
             ) from None
         os.replace(tmp, path)
     else:
@@ -236,7 +252,9 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
+        raise FileExistsError(
+            f"{path} already exists; pass overwrite=True (CLI: --force) to replace it."
+        )
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; expected a file path.")
     if not path.parent.is_dir():

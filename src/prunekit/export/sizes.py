@@ -23,7 +23,12 @@ import keras
 import numpy as np
 
 from prunekit.export import tensors
-from prunekit.export.format import WEIGHT_MODES, check_weights_mode, encode_model
+from prunekit.export.format import (
+    WEIGHT_MODES,
+    check_weights_mode,
+    encode_model,
+    pruning_wrappers,
+)
 
 
 def binary_entropy(p: float) -> float:
@@ -180,7 +185,7 @@ def keras_int8_sizes(model: keras.Model) -> tuple[int | None, int | None, str]:
 def _plain_model(model: keras.Model, stripped: keras.Model | None) -> keras.Model:
     if stripped is not None:
         return stripped
-    if any(type(x).__name__ == "PruneLowMagnitude" for x in model._flatten_layers()):
+    if pruning_wrappers(model):
         import prunekit  # the pruning core; only needed for a model that is still wrapped
 
         return prunekit.strip_pruning(model)

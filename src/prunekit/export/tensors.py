@@ -17,7 +17,7 @@ from prunekit.export.container import read_uvarint, write_uvarint
 LAYOUT_DENSE, LAYOUT_BITMASK, LAYOUT_DELTA = 0, 1, 2
 LAYOUT_NAMES = ("dense", "bitmask", "delta")
 FORMATS = ("f32", "f16", "i8", "raw")
-_ZEROSIGN_FLAG, _F32_SCALES_FLAG = 0x20, 0x40
+_ZEROSIGN_FLAG, _F32_SCALES_FLAG, _OFFSETS_FLAG = 0x20, 0x40, 0x80
 STREAMS = ("pattern", "zerosign", "f32", "f16", "i8", "raw")
 
 
@@ -119,6 +119,57 @@ def pattern_bytes(mask: np.ndarray) -> tuple[int, bytes]:
     return LAYOUT_BITMASK, np.packbits(mask).tobytes()
 
 
+def channel_major(array: np.ndarray) -> np.ndarray:
+    """Flatten with the output channel (last axis) outermost; vectors are flattened as is.
+
+    Example:
+        >>> channel_major(np.array([[1, 2], [3, 4]])).tolist()
+        [1, 3, 2, 4]
+    """
+    return np.moveaxis(array, -1, 0).reshape(-1) if array.ndim >= 2 else array.reshape(-1)
+
+
+def from_channel_major(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Invert :func:`channel_major`.
+
+    Example:
+        >>> from_channel_major(np.array([1, 3, 2, 4]), (2, 2)).tolist()
+        [[1, 2], [3, 4]]
+    """
+    if len(shape) < 2:
+        return flat.reshape(shape)
+    return np.moveaxis(flat.reshape(shape[-1], *shape[:-1]), 0, -1)
+
+
+def order0_bits(values: np.ndarray) -> float:
+    """Total order-0 entropy of a sample in bits (``len * H``).
+
+    Example:
+        >>> order0_bits(np.array([1, 1, 2, 2]))
+        4.0
+    """
+    if values.size == 0:
+        return 0.0
+    counts = np.unique(values, return_counts=True)[1]
+    return float(-(counts * np.log2(counts / values.size)).sum())
+
+
+def offset_by_channel(values: np.ndarray, channel: np.ndarray, channels: int) -> np.ndarray:
+    """Per-channel offsets ``min |q| - 1`` over each channel's nonzero int8 values (0 if empty).
+
+    Storing ``sign(q) * (|q| - offset[c])`` instead of ``q`` moves every channel's smallest
+    magnitude to 1: magnitude pruning leaves a gap below a threshold whose size in int8 units
+    differs per channel, and removing it makes the values cheaper to compress.
+
+    Example:
+        >>> offset_by_channel(np.array([50, -60, 3], np.int8), np.array([0, 0, 1]), 2).tolist()
+        [49, 2]
+    """
+    qmin = np.full(channels, 128, np.int16)
+    np.minimum.at(qmin, channel, np.abs(values.astype(np.int16)))
+    return np.where(qmin == 128, 0, qmin - 1).astype(np.uint8)
+
+
 def encode_tensor(array: np.ndarray, mode: str) -> tuple[bytes, dict[str, bytes], TensorInfo]:
     """Encode one weight tensor for a weight mode.
 
@@ -143,7 +194,7 @@ def encode_tensor(array: np.ndarray, mode: str) -> tuple[bytes, dict[str, bytes]
         info.value_bits = array.dtype.itemsize * 8
         return record, {"raw": np.ascontiguousarray(array).tobytes()}, info
     fmt, stored, scales = quantize.to_storage(array, mode)
-    flat = stored.reshape(-1)
+    flat = channel_major(stored)
     nonzero = flat != 0
     nnz = int(np.count_nonzero(nonzero))
     itemsize = flat.dtype.itemsize
@@ -165,6 +216,8 @@ def encode_tensor(array: np.ndarray, mode: str) -> tuple[bytes, dict[str, bytes]
             flags |= _ZEROSIGN_FLAG
             streams["zerosign"] = np.packbits(negzero).tobytes()
         values = flat[nonzero]
+        if fmt == "i8":
+            flags, values = _maybe_offset(flags, values, nonzero, stored.shape[-1], streams)
     else:
         layout, info.layout, values = LAYOUT_DENSE, "dense", flat
     streams[fmt] = streams.get(fmt, b"") + values.tobytes()
@@ -173,6 +226,20 @@ def encode_tensor(array: np.ndarray, mode: str) -> tuple[bytes, dict[str, bytes]
     if layout != LAYOUT_DENSE:
         record += write_uvarint(nnz)
     return record, streams, info
+
+
+def _maybe_offset(
+    flags: int, values: np.ndarray, nonzero: np.ndarray, channels: int, streams: dict[str, bytes]
+) -> tuple[int, np.ndarray]:
+    """Apply the per-channel offset transform where it pays (order-0 estimate, offsets counted)."""
+    channel = np.nonzero(nonzero.reshape(channels, -1))[0]
+    offsets = offset_by_channel(values, channel, channels)
+    magnitude = np.abs(values.astype(np.int16)) - offsets[channel]
+    shifted = (np.sign(values) * magnitude).astype(np.int8)
+    if order0_bits(shifted) + 8 * channels >= order0_bits(values):
+        return flags, values
+    streams["i8"] = offsets.tobytes()
+    return flags | _OFFSETS_FLAG, shifted
 
 
 class _Streams:
@@ -249,8 +316,16 @@ def _read_one(table: bytes, pos: int, streams: _Streams) -> tuple[np.ndarray, in
         if flags & _ZEROSIGN_FLAG:
             signs = np.unpackbits(streams.take("zerosign", (size - nnz + 7) // 8), count=size - nnz)
             flat[~mask] = np.where(signs.astype(bool), -0.0, 0.0)
-        flat[mask] = np.frombuffer(streams.take(fmt, nnz * itemsize).tobytes(), dtype)
-    return quantize.from_storage(fmt, flat.reshape(shape), scales), pos
+        offsets = streams.take("i8", shape[-1]) if flags & _OFFSETS_FLAG else None
+        values = np.frombuffer(streams.take(fmt, nnz * itemsize).tobytes(), dtype)
+        if offsets is not None:
+            channel = np.nonzero(mask.reshape(shape[-1], -1))[0]
+            magnitude = np.abs(values.astype(np.int16)) + offsets[channel]
+            if nnz and (magnitude.max() > 127 or np.any(values == 0)):
+                raise ValueError("Corrupted file: an int8 channel offset overflows.")
+            values = (np.sign(values) * magnitude).astype(np.int8)
+        flat[mask] = values
+    return quantize.from_storage(fmt, from_channel_major(flat, tuple(shape)), scales), pos
 
 
 def decode_tensors(table: bytes, count: int, streams: dict[str, bytes]) -> list[np.ndarray]:

@@ -53,8 +53,9 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
 
     parser = subparsers.add_parser(
         "study", help="Run the pruning article's experiment end to end (report, sizes, logs).",
-        description="Reproduce the pruning article: train, prune, strip and measure the models, "
-                    "then write results.json/.csv, a report.html and TensorBoard logs.",
+        description="Reproduce the pruning article: train, prune, strip and measure the models,\n"
+                    "then write results.json/.csv, report.html and TensorBoard logs to a new "
+                    "run folder.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     general = parser.add_argument_group("study")
     general.add_argument("--dataset", choices=("friedman", "digits"), default="friedman",
@@ -62,27 +63,30 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
                               "classification (accuracy). Default: friedman.")
     general.add_argument("--runs", default=None, metavar="LIST",
                          help="comma-separated runs to execute, e.g. a,b,r (default a,b,c,d,r).")
-    general.add_argument("--epochs", type=int, default=None,
+    general.add_argument("--epochs", type=int, default=None, metavar="N",
                          help="maximum epochs per run (default 300; 3 with --quick).")
     general.add_argument("--quick", action="store_true",
                          help="a fast smoke run: 3 epochs per run, same data.")
-    general.add_argument("--seed", type=int, default=0, help="random seed (default 0).")
+    general.add_argument("--seed", type=int, default=0, metavar="N",
+                         help="random seed (default 0).")
     general.add_argument("--out", default=None, metavar="DIR",
                          help="run folder (default runs/<timestamp>); never overwritten: if it "
                               "exists, -2, -3... is appended.")
     general.add_argument("--quiet", action="store_true", help="no progress lines or table.")
     add_backend_argument(general)
     pruning = parser.add_argument_group("custom run (x)")
-    pruning.add_argument("--sparsity", type=float, help="target sparsity in [0, 1) (0.5).")
+    pruning.add_argument("--sparsity", type=float, metavar="S",
+                         help="target sparsity in [0, 1) (0.5).")
     pruning.add_argument("--schedule", choices=("constant", "polynomial"), type=str.lower,
                          help="ConstantSparsity or PolynomialDecay (constant).")
-    pruning.add_argument("--initial-sparsity", type=float,
+    pruning.add_argument("--initial-sparsity", type=float, metavar="S",
                          help="PolynomialDecay's initial sparsity (0.0).")
-    pruning.add_argument("--begin-step", type=int, help="first pruning step (0).")
-    pruning.add_argument("--end-step", type=int,
+    pruning.add_argument("--begin-step", type=int, metavar="N", help="first pruning step (0).")
+    pruning.add_argument("--end-step", type=int, metavar="N",
                          help="last pruning step (constant: -1 = never stop; polynomial: "
                               "begin + 1000).")
-    pruning.add_argument("--frequency", type=int, help="steps between mask updates (100).")
+    pruning.add_argument("--frequency", type=int, metavar="N",
+                         help="steps between mask updates (100).")
     pruning.add_argument("--block-size", metavar="HxW", help="pruned block, e.g. 2x3 (1x1).")
     pruning.add_argument("--pooling", choices=("AVG", "MAX"), type=str.upper,
                          help="block pooling (AVG).")
@@ -131,6 +135,20 @@ def config_from_args(args: argparse.Namespace) -> Any:
                        quick=args.quick, custom=given)
 
 
+def _check_backend(requested: str | None) -> None:
+    """Keras picks its backend once, at import: refuse a ``--backend`` it did not get."""
+    import keras
+
+    from prunekit.study.config import StudyConfigError
+
+    if requested and keras.backend.backend() != requested:
+        raise StudyConfigError(
+            f"--backend {requested}: Keras is already running on {keras.backend.backend()}; "
+            f"run `prunekit study --backend {requested}` or set KERAS_BACKEND={requested} "
+            "before Python starts"
+        )
+
+
 def run_study_command(args: argparse.Namespace) -> int:
     """Run ``prunekit study`` with parsed arguments; return the exit code.
 
@@ -145,6 +163,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     from prunekit.study.config import StudyConfigError
 
     try:
+        _check_backend(args.backend)
         config = config_from_args(args)
     except StudyConfigError as error:
         print(f"prunekit study: error: {error}", file=sys.stderr)

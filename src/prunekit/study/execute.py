@@ -92,7 +92,8 @@ def train_run(plan: RunPlan, config: StudyConfig, data: Dataset, folder: str,
     from prunekit.study.progress import PruningRecorder
 
     keras.utils.set_random_seed(config.seed)
-    model = models.compile_model(plan.build(), data)
+    model = models.compile_model(plan.build(), data,
+                                 steps_per_execution=models.steps_per_execution(config.epochs))
     recorder = PruningRecorder()
     title = f"({plan.letter}) {plan.title}"
     extra = [progress.callback(title, config.epochs, recorder)] if progress else []

@@ -25,7 +25,7 @@ h1{margin:0 0 4px;font-size:26px} h2{margin-top:36px;border-bottom:1px solid #dd
 table{border-collapse:collapse;font-size:13px;background:#fff;width:100%}
 th,td{border:1px solid #ddd;padding:4px 6px;text-align:right}
 td{white-space:nowrap} th{white-space:normal}
-.scroll{overflow-x:auto} ul.findings li{margin:4px 0}
+.scroll{overflow-x:auto} ul.findings{font-size:14px} ul.findings li{margin:4px 0}
 th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
 td.wrap{white-space:normal;text-align:left}
 figure{margin:12px 0;background:#fff;border:1px solid #e3e3e3;padding:8px}

@@ -146,7 +146,10 @@ def plan_run(run_id: str, config: StudyConfig, data: Dataset, weights_path: str)
     if run_id == "whole":
         schedule = prunekit.ConstantSparsity(0.5, 0)
         return RunPlan(run_id, "Whole model, Constant 50%",
-                       "The whole model pruned from scratch with the article's pruning_params.",
+                       "The whole model pruned from scratch with the article's pruning_params. "
+                       "Half of the 1-unit output layer's 128 weights are zeroed too, cutting "
+                       "half of the hidden units off from the output: the article's four runs of "
+                       "this recipe gave MSE 0.18, 0.42, 2.39 and 2.43.",
                        lambda: prunekit.prune_low_magnitude(
                            build_model(data), pruning_schedule=schedule, block_size=(1, 1),
                            block_pooling_type="AVG"),

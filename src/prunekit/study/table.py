@@ -38,8 +38,8 @@ def columns(metric: str, dataset: str, extra_size: bool = False) -> list[str]:
     cols = ["run", name]
     if dataset == "friedman":
         cols.append("article MSE")
-    cols += ["stripped", "kernel sparsity", "params total / trainable", "epochs",
-             "fit time", "gz size", "gz unstripped"]
+    cols += ["stripped " + ("MSE" if metric == "mse" else "accuracy"), "kernel sparsity",
+             "params total / trainable", "epochs", "fit time", "gz size", "gz unstripped"]
     if extra_size:
         cols.append("int8 .pkz")
     return cols
