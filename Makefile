@@ -32,7 +32,7 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 	touch $@
 
 run: $(VENV)/.run-installed system-deps
-	KERAS_BACKEND=jax $(VENV)/bin/prunekit demo
+	KERAS_BACKEND=jax $(VENV)/bin/prunekit study
 
 test: $(VENV)/.test-installed system-deps
 	@status=0; for b in $(BACKENDS); do \

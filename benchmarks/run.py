@@ -1,6 +1,6 @@
 """Run every benchmark, one process per backend, and keep the results of each run.
 
-Usage: python benchmarks/run.py [--only overhead|compression|study]
+Usage: python benchmarks/run.py [--only overhead|compression|study|sweep]
 
 Results go to benchmarks/results/<timestamp>/ (a new folder each run; nothing is overwritten).
 """
@@ -20,7 +20,7 @@ BACKENDS = ("jax", "tensorflow", "torch")
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["overhead", "compression", "study"], default=None)
+    parser.add_argument("--only", choices=["overhead", "compression", "study", "sweep"], default=None)
     args = parser.parse_args(argv)
     out = os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=False)
@@ -32,10 +32,16 @@ def main(argv=None):
             status |= subprocess.call([sys.executable, os.path.join(HERE, "bench_overhead.py"),
                                        "--backend", backend,
                                        "--json", os.path.join(out, f"overhead-{backend}.json")])
-    for name in ("compression", "study"):
-        script = os.path.join(HERE, f"bench_{name}.py")
-        if args.only in (None, name) and os.path.exists(script):
-            status |= subprocess.call([sys.executable, script, os.path.join(out, f"{name}.json")])
+    jax = dict(os.environ, KERAS_BACKEND="jax")
+    commands = {
+        "compression": [os.path.join(out, "compression.json")],
+        "study": ["--backend", "jax"],
+        "sweep": [os.path.join(out, "sweep.json"), "--backend", "jax"],
+    }
+    for name, extra in commands.items():
+        if args.only in (None, name):
+            script = os.path.join(HERE, f"bench_{name}.py")
+            status |= subprocess.call([sys.executable, script, *extra], env=jax)
     return status
 
 

@@ -38,12 +38,12 @@ INPUTS = [np.ones((2, 4, 4, 4, 3)), np.ones((2, 8, 8, 3)), np.ones((2, 6, 3)), n
 
 
 def try_build(cls):
-    """Build ``cls`` on the first sample input it accepts; None if it takes none of them."""
+    """Build ``cls`` (creating its weights) for the first sample input shape it accepts."""
     args = ARGS.get(cls.__name__, ())
     for x in INPUTS:
         try:
             layer = cls(*args)
-            layer([x, x] if cls.__name__ in MERGE else x)
+            layer.build([x.shape, x.shape] if cls.__name__ in MERGE else x.shape)
             return layer
         except Exception:  # noqa: BLE001 -- wrong rank or dtype for this layer: try the next
             continue

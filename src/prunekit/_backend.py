@@ -74,3 +74,32 @@ def reattach_jax_state() -> None:
                     variable._direct_assign(value)  # Bypass the trace's StatelessScope.
             return
         frame = frame.f_back
+
+
+def full_precision_scope() -> Any:
+    """A scope in which float variables read and write in their storage dtype.
+
+    Inside a mixed-precision layer call Keras casts variables to the compute dtype when they
+    are read (so masks would be ranked on float16 copies, where rounding creates ties) -- and
+    on the Torch backend ``variable.assign`` then writes into that cast copy and is lost
+    (``Variable._direct_assign`` copies into ``self.value``). Reading and assigning pruning
+    state inside this scope avoids both, on every backend.
+
+    Example:
+        >>> with full_precision_scope():
+        ...     pass
+    """
+    from keras.src.backend import AutocastScope  # Not exported publicly.
+
+    return AutocastScope(None)
+
+
+def full_precision(variable: Any) -> Any:
+    """The variable's value in its storage dtype, even inside a mixed-precision layer call.
+
+    Example:
+        >>> float(full_precision(keras.Variable(1.5)))
+        1.5
+    """
+    with full_precision_scope():
+        return keras.ops.convert_to_tensor(variable.value)

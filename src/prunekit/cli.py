@@ -16,7 +16,12 @@ import os
 import sys
 
 # Modules that contribute sub-commands, in the order they appear in `prunekit --help`.
-_COMMAND_MODULES = ("prunekit.study.cli", "prunekit.export.cli", "prunekit.demo")
+_COMMAND_MODULES = (
+    "prunekit.study.cli",
+    "prunekit.sweep.cli",
+    "prunekit.export.cli",
+    "prunekit.demo",
+)
 
 BACKENDS = ("jax", "tensorflow", "torch")
 

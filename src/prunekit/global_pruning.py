@@ -39,6 +39,7 @@ from typing import Any
 from keras import ops
 
 from prunekit import masks
+from prunekit._backend import full_precision
 
 SCOPES = ("layer", "global")
 
@@ -109,23 +110,6 @@ class GlobalPruningGroup:
             mask = ops.cast(ops.greater_equal(magnitude, threshold), weight.dtype)
             result.append((mask, ops.cast(threshold, weight.dtype)))
         return result
-
-
-def full_precision(variable: Any) -> Any:
-    """The variable's value in its storage dtype, even inside a mixed-precision layer call.
-
-    Masks are ranked on the stored (e.g. float32) weights, not on their float16 copies, where
-    rounding would create ties.
-
-    Example:
-        >>> import keras
-        >>> float(full_precision(keras.Variable(1.5)))
-        1.5
-    """
-    from keras.src.backend import AutocastScope  # Not exported publicly.
-
-    with AutocastScope(None):
-        return ops.convert_to_tensor(variable.value)
 
 
 def link_global_wrappers(wrappers: Iterable[Any]) -> GlobalPruningGroup | None:

@@ -90,7 +90,7 @@ def describe(steps: tuple[Step, ...] | list[Any]) -> str:
     """
     text = ""
     for kind, key in steps:
-        text += f".{key}" if kind == "attr" else f"[{key!r}]"
+        text += f".{key}" if kind == "attr" else f'["{key}"]' if kind == "key" else f"[{key}]"
     return text.lstrip(".")
 
 
@@ -151,8 +151,7 @@ def _set_in(value: Any, steps: tuple[Step, ...], new: Any) -> Any:
     replaced = _set_in(value[key], rest, new) if rest else new
     if isinstance(value, tuple):
         return type(value)(replaced if i == key else v for i, v in enumerate(value))
-    list.__setitem__(value, key, replaced) if isinstance(value, list) else dict.__setitem__(
-        value, key, replaced)
+    value[key] = replaced  # A list or dict (Keras's tracked versions track nothing here).
     return value
 
 

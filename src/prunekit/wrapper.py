@@ -256,7 +256,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             return global_pruning.group_of(self).masks_for(self.prunable_weights, sparsity)
         result = []
         for weight in self.prunable_weights:
-            value = global_pruning.full_precision(weight)  # Rank stored values, not fp16 copies.
+            value = _backend.full_precision(weight)  # Rank stored values, not fp16 copies.
             if self.sparsity_m_by_n:
                 mask = masks.m_by_n_mask(value, *self.sparsity_m_by_n)
                 result.append((mask, ops.cast(M_BY_N_THRESHOLD, weight.dtype)))
@@ -281,13 +281,15 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             return tuple(t for pair in self.compute_masks(sparsity) for t in pair)
 
         def old_masks() -> tuple[Any, ...]:
-            return tuple(ops.convert_to_tensor(v.value) for pair in zip(self.masks, self.thresholds)
-                         for v in pair)
+            return tuple(ops.convert_to_tensor(v.value)
+                         for pair in zip(self.masks, self.thresholds) for v in pair)
 
-        values = ops.cond(should_prune, new_masks, old_masks)
-        for i, (mask, threshold) in enumerate(zip(self.masks, self.thresholds)):
-            mask.assign(values[2 * i])
-            threshold.assign(values[2 * i + 1])
+        # Under mixed precision, rank, cast and store in the variables' dtype (see _backend).
+        with _backend.full_precision_scope():
+            values = ops.cond(should_prune, new_masks, old_masks)
+            for i, (mask, threshold) in enumerate(zip(self.masks, self.thresholds)):
+                mask.assign(values[2 * i])
+                threshold.assign(values[2 * i + 1])
 
     def _check_callback(self, new_step: Any) -> None:
         value = _backend.concrete_value(new_step)
@@ -336,7 +338,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         pruned = {id(w): (w, m) for w, m in zip(self.prunable_weights, self.masks)}
         mapping = []
         for variable in self.layer.variables:
-            value = global_pruning.full_precision(variable)  # The inner call autocasts it.
+            value = _backend.full_precision(variable)  # The inner call autocasts it.
             if id(variable) in pruned:
                 mask = ops.cast(pruned[id(variable)][1].value, value.dtype)
                 masked = ops.multiply(value, mask)
@@ -347,10 +349,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         with keras.StatelessScope(state_mapping=mapping, collect_losses=collect) as scope:
             outputs = self.layer(*args, **kwargs)
         # Carry out the inner layer's own state updates (e.g. seed generators, statistics).
-        for variable, value in mapping:
-            current = scope.get_current_value(variable)
-            if current is not None and current is not value and id(variable) not in pruned:
-                variable.assign(current)
+        with _backend.full_precision_scope():
+            for variable, value in mapping:
+                current = scope.get_current_value(variable)
+                if current is not None and current is not value and id(variable) not in pruned:
+                    variable.assign(current)
         for loss in scope.losses:
             self.add_loss(loss)
         return outputs

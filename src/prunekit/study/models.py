@@ -124,13 +124,17 @@ def summary_text(model: Any, title: str) -> str:
         True
     """
     lines: list[str] = []
-    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=100)
+    # 80 columns: Keras renders through a rich console that cuts wider tables off.
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=80)
     counts = count_params(model)
     header = (
         f"{title}\n"
         f"total params: {counts['total']:,} | trainable: {counts['trainable']:,} | "
-        f"non-trainable: {counts['non_trainable']:,}\n\n"
+        f"non-trainable: {counts['non_trainable']:,}\n"
     )
+    if getattr(model, "optimizer", None) is not None and model.optimizer.built:
+        header += "(Keras's own 'Total params' below also counts the optimizer's state.)\n"
+    header += "\n"
     return header + "\n".join(lines).rstrip() + "\n"
 
 

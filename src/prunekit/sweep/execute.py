@@ -50,6 +50,10 @@ class SweepOutcome:
         failed: ``(params, error text)`` of runs that raised.
         pending: Runs of the grid still missing (``max_runs`` stopped early, or failures).
         files: Paths of ``results.csv``, ``results.json`` and ``report.html``.
+
+    Example:
+        >>> SweepOutcome("s", [], 0, 0, [], 0, {}).ran
+        0
     """
 
     folder: str
@@ -257,8 +261,11 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
     import keras
 
     from prunekit.sweep.progress import SweepProgress
-    from prunekit.sweep.results import write_outputs
+    from prunekit.sweep.results import SIZE_COLUMNS, write_outputs
 
+    if pareto_size not in SIZE_COLUMNS:
+        raise SweepError(f"--pareto-size must be one of {', '.join(SIZE_COLUMNS)}. "
+                         f"Received: {pareto_size!r}")
     backend = keras.backend.backend()
     data, runs = plan_sweep(spec)
     check_folder(out, fingerprint(spec, backend))

@@ -37,6 +37,15 @@ def fingerprint(spec: SweepSpec, backend: str) -> dict[str, Any]:
 
 
 def check_folder(folder: str, expected: dict[str, Any]) -> None:
+    """Refuse a folder that holds a sweep with other result-changing settings, or other files.
+
+    Raises:
+        SweepError: Naming each setting that differs, or the non-sweep folder.
+
+    Example:
+        >>> import tempfile
+        >>> check_folder(tempfile.mkdtemp(), {"epochs": 2})  # empty: fine
+    """
     path = os.path.join(folder, "sweep.json")
     if not os.path.exists(path):
         if os.path.isdir(folder) and os.listdir(folder):
@@ -102,7 +111,15 @@ def append_record(path: str, record: dict[str, Any]) -> None:
 
 
 def end_torn_line(path: str) -> None:
-    """End a file whose last line was cut by a crash, so the next record starts on its own line."""
+    """End a file whose last line was cut by a crash, so the next record starts on its own line.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/runs.jsonl"
+        >>> _ = open(path, "w").write('{"key": "a"}\\n{"ke')
+        >>> end_torn_line(path); open(path).read()
+        '{"key": "a"}\\n{"ke\\n'
+    """
     if os.path.exists(path) and os.path.getsize(path):
         with open(path, "rb+") as file:
             file.seek(-1, os.SEEK_END)
@@ -112,6 +129,23 @@ def end_torn_line(path: str) -> None:
 
 def write_meta(folder: str, spec: SweepSpec, runs: list[RunParams], data: Any,
                 backend: str) -> dict[str, Any]:
+    """Write ``sweep.json`` (atomically) and return its content.
+
+    Args:
+        folder: The sweep folder.
+        spec: The sweep's specification.
+        runs: The grid's runs (their keys are recorded).
+        data: The dataset (its description and sizes are recorded).
+        backend: The Keras backend.
+
+    Returns:
+        ``{"spec", "fingerprint", "data", "task", "metric", "n_train", "n_test", "runs",
+        "updated"}``.
+
+    Example:
+        >>> write_meta("sweeps/first", spec, runs, data, "jax")["metric"]  # doctest: +SKIP
+        'mse'
+    """
     meta = {"spec": spec.to_dict(), "fingerprint": fingerprint(spec, backend),
             "data": data.description, "task": data.task, "metric": data.metric,
             "n_train": len(data.x_train), "n_test": len(data.x_test),

@@ -72,6 +72,11 @@ class RunParams:
         layers: The layer selection as given (``all``, ``first``...).
         pruned_layers: The layers it selects, comma-separated (e.g. ``"hidden,output"``).
         scope: ``"layer"`` or ``"global"`` (one magnitude threshold across the pruned layers).
+
+    Example:
+        >>> RunParams("constant", 0.5, None, 0, -1, 100, None, "1x1", "AVG", "all",
+        ...           "hidden,output", "layer").block_size
+        '1x1'
     """
 
     schedule: str
@@ -88,12 +93,22 @@ class RunParams:
     scope: str
 
     def as_dict(self) -> dict[str, Any]:
-        """The parameters as a flat, JSON-able dict."""
+        """The parameters as a flat, JSON-able dict.
+
+        Example:
+            >>> dense_run().as_dict()["schedule"]
+            'none'
+        """
         return dataclasses.asdict(self)
 
     @property
     def block(self) -> tuple[int, int]:
-        """The block size as ``(height, width)``."""
+        """The block size as ``(height, width)``.
+
+        Example:
+            >>> dense_run().block
+            (1, 1)
+        """
         height, width = self.block_size.split("x")
         return int(height), int(width)
 
@@ -266,6 +281,10 @@ class ModelFacts:
     Attributes:
         kernels: ``{layer name: (rows, cols)}`` of each prunable kernel, input to output.
         total_steps: Optimizer steps of one run (epochs x batches per epoch).
+
+    Example:
+        >>> ModelFacts({"hidden": (10, 128)}, total_steps=168).total_steps
+        168
     """
 
     kernels: dict[str, tuple[int, int]]

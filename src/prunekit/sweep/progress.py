@@ -70,7 +70,14 @@ class SweepProgress:
 
     def advance(self, params: RunParams, record: dict[str, Any] | None,
                 error: str | None) -> None:
-        """Count one finished (or failed) run and show its outcome."""
+        """Count one finished (or failed) run and show its outcome.
+
+        Example:
+            >>> from prunekit.sweep.grid import dense_run
+            >>> progress = SweepProgress(total=2, done=0, verbose=False)
+            >>> progress.advance(dense_run(), None, "boom"); progress.completed
+            1
+        """
         self.completed += 1
         if self.progress is None:
             return

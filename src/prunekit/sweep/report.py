@@ -115,8 +115,7 @@ def _log_if_wide(ax: Any, values: list[float]) -> None:
 def plot_error(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """Test error against achieved sparsity, one colour per schedule, marker per layer choice.
 
-    Lines join the mean error at each target sparsity of a schedule; the dense run is a
-    dashed line.
+    Lines join runs that differ only in their target sparsity; the dense run is a dashed line.
 
     Example:
         >>> rows = [{"schedule": "constant", "sparsity": 0.5, "achieved_sparsity": 0.5,
@@ -137,10 +136,9 @@ def plot_error(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 ax.scatter([r["achieved_sparsity"] for r in pts], [r["error"] for r in pts],
                            color=color, marker=_MARKERS[i % len(_MARKERS)], alpha=0.75, s=36,
                            label=f"{schedule}, layers {layer}")
-        targets = sorted({r["sparsity"] for r in mine})
-        means = [sum(r["error"] for r in mine if r["sparsity"] == t)
-                 / sum(1 for r in mine if r["sparsity"] == t) for t in targets]
-        ax.plot(targets, means, "-", color=color, lw=1.2, alpha=0.6)
+        for series in _series(mine):
+            ax.plot([r["achieved_sparsity"] for r in series], [r["error"] for r in series],
+                    "-", color=color, lw=1.1, alpha=0.5)
     dense = _dense(rows)
     if dense and dense["error"] is not None:
         ax.axhline(dense["error"], ls="--", color="#333333", lw=1.2, label="dense (no pruning)")
@@ -149,6 +147,15 @@ def plot_error(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     ax.set_ylabel(_error_name(meta))
     ax.legend(fontsize=8)
     return _png(figure)
+
+
+def _series(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Groups of runs equal in every parameter but ``sparsity``, each sorted by sparsity."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    fixed = [f.name for f in dataclasses.fields(RunParams) if f.name != "sparsity"]
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in fixed), []).append(row)
+    return [sorted(g, key=lambda r: r["sparsity"]) for g in groups.values() if len(g) > 1]
 
 
 def plot_size(rows: list[dict[str, Any]]) -> str:
@@ -172,7 +179,7 @@ def plot_size(rows: list[dict[str, Any]]) -> str:
     ax.set_ylim(bottom=0)
     ax.set_xlabel("achieved sparsity (zeros in the pruned kernels)")
     ax.set_ylabel("bytes")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="best")
     return _png(figure)
 
 
@@ -195,9 +202,9 @@ def plot_pareto(rows: list[dict[str, Any]], meta: dict[str, Any], size_column: s
                 color="#d62728", lw=1.5)
         ax.scatter([r[size_column] for r in front], [r["error"] for r in front], color="#d62728",
                    s=44, zorder=3, label="Pareto front")
-        for r in front[:12]:
+        for i, r in enumerate(front[:12]):  # alternate above/below: neighbours often crowd
             ax.annotate(label(r), (r[size_column], r["error"]), fontsize=7,
-                        xytext=(4, 4), textcoords="offset points")
+                        xytext=(4, 5 if i % 2 == 0 else -11), textcoords="offset points")
     _log_if_wide(ax, [r["error"] for r in pts])
     ax.set_xlabel({"gz_bytes": "zipped .keras size (bytes)", "int8_bytes": "int8 .pkz size "
                    "(bytes)", "nonzeros": "nonzero weights"}[size_column])

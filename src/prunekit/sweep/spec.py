@@ -51,6 +51,10 @@ class SweepSpec:
         dense: Add the unpruned reference run.
         axes: Parsed grid values per axis (see :mod:`prunekit.sweep.grid`).
         where: Flag or config key of each axis given, for error messages.
+
+    Example:
+        >>> SweepSpec(epochs=3).epochs
+        3
     """
 
     dataset: str = "friedman"
@@ -67,7 +71,12 @@ class SweepSpec:
     where: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (block sizes as ``"HxW"``), read back by :func:`spec_from_dict`."""
+        """JSON-able form (block sizes as ``"HxW"``), read back by :func:`spec_from_dict`.
+
+        Example:
+            >>> make_spec(block_size="2x2").to_dict()["axes"]
+            {'block_size': ['2x2']}
+        """
         document = dataclasses.asdict(self)
         document["axes"] = {k: [_plain(v) for v in values] for k, values in self.axes.items()}
         return document
