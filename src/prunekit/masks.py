@@ -40,15 +40,34 @@ def keep_count(size: Any, sparsity: Any) -> Any:
 
 
 def threshold_for_keep_count(scores: Any, k: Any) -> Any:
-    """Return the ``k``-th largest value of ``scores`` (any shape, flattened).
+    """Return the ``k``-th largest value of non-negative ``scores`` (any shape, flattened).
+
+    For float32 scores this is an exact selection without sorting: non-negative float32
+    values order like their bit patterns read as int32, so a 31-step bisection over bit
+    patterns finds the largest ``t`` with ``count(scores >= t) >= k``, which is exactly the
+    k-th largest value. Each step is one compare-and-count pass, which is far cheaper than a
+    sort on CPU backends (XLA's CPU sort takes about a second for a million values). Other
+    dtypes fall back to sorting.
 
     Example:
         >>> float(threshold_for_keep_count(ops.convert_to_tensor([3.0, 1.0, 2.0]), 2))
         2.0
     """
-    flat = ops.sort(ops.reshape(scores, (-1,)))
-    size = flat.shape[0]
-    return ops.take(flat, size - ops.cast(k, "int32"))
+    flat = ops.reshape(scores, (-1,))
+    k = ops.cast(k, "int32")
+    if flat.dtype != "float32":
+        return ops.take(ops.sort(flat), flat.shape[0] - k)
+    bits = ops.view(flat, "int32")
+
+    def halve(_: Any, bounds: tuple[Any, Any]) -> tuple[Any, Any]:
+        low, high = bounds  # count(bits >= low) >= k > count(bits >= high)
+        middle = low + (high - low) // 2
+        enough = ops.greater_equal(ops.sum(ops.cast(bits >= middle, "int32")), k)
+        return ops.where(enough, middle, low), ops.where(enough, high, middle)
+
+    start = (ops.convert_to_tensor(0, "int32"), ops.max(bits) + 1)
+    low, _ = ops.fori_loop(0, 31, halve, start)
+    return ops.view(ops.reshape(low, (1,)), "float32")[0]
 
 
 def magnitude_mask(weight: Any, sparsity: Any) -> tuple[Any, Any]:

@@ -89,16 +89,9 @@ def raise_or_warn(problems: list[SkippedLayer], skip_unsupported: bool) -> None:
     listing = "; ".join(f"'{p.path}' ({p.class_name}): {p.reason}" for p in problems)
     if not skip_unsupported:
         first = problems[0]
-        more = f" ({len(problems) - 1} more unsupported: {listing})" if len(problems) > 1 else ""
-        name = first.class_name
-        raise ValueError(
-            f"Layer '{first.path}' of class {name} is not supported for pruning: "
-            f"{first.reason}. Either implement `get_prunable_weights()` on {name} (see "
-            "`prunekit.PrunableLayer`; return the variables to prune), or register its class "
-            f"with `prunekit.register_prunable({name}, ['kernel'])` (use [] for nothing to "
-            "prune). To leave unsupported layers unpruned instead, pass "
-            f"`skip_unsupported=True`.{more} Nothing was changed."
-        )
+        more = f" All unsupported: {listing}." if len(problems) > 1 else ""
+        raise registry.unsupported_error(first.path, first.class_name, first.reason,
+                                         f"{more} Nothing was changed.")
     warnings.warn(f"prune_low_magnitude left {len(problems)} unsupported layer(s) unpruned "
                   f"(see the model's `_prunekit_skipped`): {listing}", stacklevel=4)
 
@@ -163,7 +156,7 @@ def prune_low_magnitude(
       become wrappers (see :mod:`prunekit.subclassed` for why); compile it again.
 
     Args:
-        to_prune: Layer, list of layers, Sequential or Functional model.
+        to_prune: Layer, list of layers, Sequential, Functional or (built) subclassed model.
         pruning_schedule: When and how much to prune; default ``ConstantSparsity(0.5, 0)``.
         block_size: ``(height, width)`` blocks pruned together, for rank-2 weights.
         block_pooling_type: ``"AVG"`` or ``"MAX"``.

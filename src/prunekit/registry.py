@@ -290,6 +290,23 @@ def get_prunable_weights(layer: Any) -> list[Any]:
     return list(weights.values())
 
 
+def unsupported_error(path: str, class_name: str, reason: str, detail: str = "") -> ValueError:
+    """The error for an unsupported layer: where it is, why, and both fixes.
+
+    Example:
+        >>> str(unsupported_error("block/odd", "Odd", "unknown")).split(":")[0]
+        "Layer 'block/odd' of class Odd is not supported for pruning"
+    """
+    return ValueError(
+        f"Layer '{path}' of class {class_name} is not supported for pruning: {reason}. Either "
+        f"implement `get_prunable_weights()` on {class_name} (see `prunekit.PrunableLayer`; "
+        "return the variables to prune), or register its class with "
+        f"`prunekit.register_prunable({class_name}, ['kernel'])` (use [] for nothing to "
+        "prune). To leave such layers unpruned instead, pass `skip_unsupported=True` to "
+        f"`prune_low_magnitude`.{detail}"
+    )
+
+
 def unsupported_layer_error(layer: Any, path: str | None = None) -> ValueError:
     """Build the error raised for a layer prunekit does not know how to prune.
 
@@ -308,12 +325,5 @@ def unsupported_layer_error(layer: Any, path: str | None = None) -> ValueError:
     """
     found = find_unsupported(layer, path)
     culprit, path, reason = found or (layer, path or layer.name, "it is not supported")
-    name = type(culprit).__name__
-    return ValueError(
-        f"Layer '{path}' of class {name} is not supported for pruning: {reason}. Either "
-        f"implement `get_prunable_weights()` on {name} (see `prunekit.PrunableLayer`; return "
-        "the variables to prune), or register its class with "
-        f"`prunekit.register_prunable({name}, ['kernel'])` (use [] for nothing to prune). To "
-        "leave such layers unpruned instead, pass `skip_unsupported=True` to "
-        f"`prune_low_magnitude`. Received: {type(culprit)}"
-    )
+    return unsupported_error(path, type(culprit).__name__, reason,
+                             f" Received: {type(culprit)}")

@@ -194,8 +194,8 @@ def prune_in_place(model: keras.Model, params: dict[str, Any], policy: Any,
         ...     def __init__(self):
         ...         super().__init__()
         ...         self.dense = keras.layers.Dense(2)
-        ...     def call(self, x):
-        ...         return self.dense(x)
+        ...     def call(self, x, training=None):
+        ...         return self.dense(x, training=training)
         >>> net = Net()
         >>> _ = net(keras.ops.ones((1, 3)))
         >>> type(prune_in_place(net, {}, None, False).dense).__name__

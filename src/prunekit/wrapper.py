@@ -221,13 +221,14 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self._check_weight_ranks(weights)
         with DotNotTrackScope():  # The inner layer owns these variables: do not track twice.
             self._pruned = tuple(weights)
-        for weight in weights:
-            self.masks.append(self.add_weight(
-                name="mask", shape=weight.shape, dtype=weight.dtype,
-                initializer="ones", trainable=False))
-            self.thresholds.append(self.add_weight(
-                name="threshold", shape=(), dtype=weight.dtype,
-                initializer="zeros", trainable=False))
+        with _backend.full_precision_scope():  # The storage dtype, even when built mid-call.
+            for weight in weights:
+                self.masks.append(self.add_weight(
+                    name="mask", shape=weight.shape, dtype=weight.dtype,
+                    initializer="ones", trainable=False))
+                self.thresholds.append(self.add_weight(
+                    name="threshold", shape=(), dtype=weight.dtype,
+                    initializer="zeros", trainable=False))
         self.pruning_step = self.add_weight(
             name="pruning_step", shape=(), dtype="int32",
             initializer=keras.initializers.Constant(-1), trainable=False)
