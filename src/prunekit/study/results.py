@@ -138,14 +138,19 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
-def _clean(value: Any) -> Any:
-    """Make NaN/inf JSON-safe (``null``) recursively."""
+def json_safe(value: Any) -> Any:
+    """Make NaN/inf JSON-safe (``null``) recursively.
+
+    Example:
+        >>> json_safe({"a": [1.0, float("nan")]})
+        {'a': [1.0, None]}
+    """
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -157,7 +162,7 @@ def results_document(results: list[RunResult], meta: dict[str, Any]) -> dict[str
         >>> document["runs"][0]["run_id"]
         'baseline'
     """
-    return _clean({"meta": meta, "runs": [dataclasses.asdict(r) for r in results]})
+    return json_safe({"meta": meta, "runs": [dataclasses.asdict(r) for r in results]})
 
 
 def csv_text(results: list[RunResult]) -> str:

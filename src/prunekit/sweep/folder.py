@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import os
 from typing import Any
 
-from prunekit.study.results import write_atomic
+from prunekit.study.results import json_safe, write_atomic
 from prunekit.sweep.grid import RunParams, SweepError
 from prunekit.sweep.spec import SweepSpec, file_sha256, spec_from_dict
 
@@ -84,16 +83,6 @@ def read_records(folder: str) -> dict[str, dict[str, Any]]:
     return records
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def append_record(path: str, record: dict[str, Any]) -> None:
     """Append one JSON line and force it to disk (``flush`` + ``fsync``).
 
@@ -103,7 +92,7 @@ def append_record(path: str, record: dict[str, Any]) -> None:
         >>> append_record(path, {"key": "a"}); open(path).read()
         '{"key": "a"}\\n'
     """
-    line = json.dumps(_json_safe(record), allow_nan=False) + "\n"
+    line = json.dumps(json_safe(record), allow_nan=False) + "\n"
     with open(path, "a", encoding="utf-8") as file:
         file.write(line)
         file.flush()
