@@ -315,11 +315,10 @@ def test_unknown_weights_mode_rejected_before_writing(tmp_path):
 
 
 def test_pruning_wrapper_refused(tmp_path):
-    class PruneLowMagnitude(keras.layers.Wrapper):  # stands in for prunekit's wrapper
-        def call(self, inputs):
-            return self.layer(inputs)
+    import prunekit
 
-    model = keras.Sequential([keras.Input((4,)), PruneLowMagnitude(keras.layers.Dense(2))])
+    model = prunekit.prune_low_magnitude(
+        keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     with pytest.raises(ValueError, match="strip_pruning"):
         save_compressed(model, tmp_path / "m.pkz")
     assert _listing(tmp_path) == []

@@ -55,23 +55,15 @@ def check_weights_mode(weights: str) -> None:
 
 
 def pruning_wrappers(model: keras.layers.Layer) -> list[str]:
-    """Names of the ``PruneLowMagnitude`` layers in a model, nested models included.
-
-    Detected by class name, so this module does not depend on the pruning code.
+    """Names of the ``PruneLowMagnitude`` layers in a model, however deeply nested.
 
     Example:
         >>> pruning_wrappers(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
         []
     """
-    found, stack = [], [model]
-    while stack:
-        layer = stack.pop()
-        if type(layer).__name__ == "PruneLowMagnitude":
-            found.append(layer.name)
-        stack.extend(getattr(layer, "layers", None) or [])
-        if isinstance(getattr(layer, "layer", None), keras.layers.Layer):
-            stack.append(layer.layer)
-    return found
+    from prunekit.prune import iter_wrappers
+
+    return [wrapper.name for wrapper in iter_wrappers(model)]
 
 
 def check_exportable(model: object) -> None:

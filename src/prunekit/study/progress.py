@@ -12,17 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-
-def pruning_wrappers(model: Any) -> list[Any]:
-    """The ``PruneLowMagnitude`` wrappers of ``model``, in order.
-
-    Example:
-        >>> pruning_wrappers(keras.Sequential([keras.layers.Dense(1)]))
-        []
-    """
-    import prunekit
-
-    return list(prunekit.iter_wrappers(model))
+import prunekit
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -98,7 +88,7 @@ class PruningRecorder(keras.callbacks.Callback):
         self.trace: list[dict[str, Any]] = []
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        wrappers = pruning_wrappers(self.model)
+        wrappers = list(prunekit.iter_wrappers(self.model))
         if not wrappers:
             return
         step = int(_to_numpy(wrappers[0].pruning_step))
