@@ -152,9 +152,9 @@ def matrix_view(layer: Any) -> MatrixView:
 
 
 def is_candidate(layer: Any) -> bool:
-    """True for the layer classes one-shot pruning considers (supported or not)."""
-    return isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense,
-                              keras.layers.Conv1D, keras.layers.Conv2D))
+    """True for layers with a built ``kernel`` (one-shot pruning prunes or reports them)."""
+    return getattr(layer, "built", False) and isinstance(
+        getattr(layer, "kernel", None), keras.Variable)
 
 
 def sublayers(block: Any) -> list[Any]:

@@ -1,0 +1,79 @@
+"""``prunekit oneshot``: bad inputs give one error line and exit 2; a run writes model and report."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from prunekit.cli import main
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, name="a"),
+                              keras.layers.Dense(4, name="b")])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture
+def npz_file(tmp_path):
+    path = tmp_path / "cal.npz"
+    np.savez(path, x=np.random.default_rng(0).normal(size=(32, 8)).astype("float32"))
+    return path
+
+
+def _bad(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("missing.npz", None, "not found"),
+    ("bad.npz", b"not a zip", "Cannot read the .npz"),
+    ("empty.txt", b"  \n", "empty"),
+    ("binary.txt", b"\xff\xfe\x00\x81", "UTF-8"),
+])
+def test_bad_calibration_files(tmp_path, model_file, capsys, name, content, message):
+    path = tmp_path / name if content is None else _bad(tmp_path, name, content)
+    code = main(["oneshot", str(model_file), "--calibration", str(path),
+                 "-o", str(tmp_path / "out.keras")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "Traceback" not in err
+    assert err.startswith("error:") and len(err.splitlines()) == 1
+    assert not (tmp_path / "out.keras").exists()
+
+
+def test_text_calibration_needs_a_preset(tmp_path, model_file, capsys):
+    text = _bad(tmp_path, "c.txt", b"some text")
+    assert main(["oneshot", str(model_file), "--calibration", str(text),
+                 "-o", str(tmp_path / "o.keras")]) == 2
+    assert "preset" in capsys.readouterr().err
+
+
+def test_run_writes_model_and_report_and_never_overwrites(tmp_path, model_file, npz_file,
+                                                          capsys):
+    out = tmp_path / "pruned.keras"
+    args = ["oneshot", str(model_file), "--method", "sparsegpt", "--n-m", "2:4",
+            "--calibration", str(npz_file), "--samples", "16", "-o", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "block 1/1" in printed and "  a  sparsity 0.500" in printed
+    report = json.loads((tmp_path / "pruned.keras.oneshot.json").read_text())
+    assert report["target"] == "2:4" and len(report["layers"]) == 2
+    loaded = keras.saving.load_model(out)
+    kernel = np.asarray(keras.ops.convert_to_numpy(loaded.get_layer("a").kernel))
+    assert ((kernel != 0).reshape(2, 4, 16).sum(1) == 2).all()
+    stamp = out.stat().st_mtime_ns
+    assert main(args) == 2
+    assert "overwrite" in capsys.readouterr().err and out.stat().st_mtime_ns == stamp
+
+
+def test_bad_n_m(tmp_path, model_file, npz_file, capsys):
+    assert main(["oneshot", str(model_file), "--n-m", "2-4", "--calibration", str(npz_file),
+                 "-o", str(tmp_path / "o.keras")]) == 2
+    assert "2:4" in capsys.readouterr().err
