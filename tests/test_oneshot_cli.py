@@ -1,4 +1,4 @@
-"""``prunekit oneshot``: bad inputs give one error line and exit 2; a run writes model and report."""
+"""``prunekit oneshot``: bad inputs give one error line and exit 2; a run writes model + report."""
 
 import json
 

@@ -94,7 +94,8 @@ def _check(args: argparse.Namespace) -> tuple[str, str, Path, float, Any]:
     report = Path(args.report or f"{args.output}.oneshot.json")
     for path in (Path(args.output), report):
         if path.exists():
-            raise ValueError(f"Refusing to overwrite an existing path. Received: output={str(path)!r}")
+            raise ValueError("Refusing to overwrite an existing path. "
+                             f"Received: output={str(path)!r}")
     return kind, calibration, report, sparsity, n_m
 
 
