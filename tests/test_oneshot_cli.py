@@ -77,3 +77,14 @@ def test_bad_n_m(tmp_path, model_file, npz_file, capsys):
     assert main(["oneshot", str(model_file), "--n-m", "2-4", "--calibration", str(npz_file),
                  "-o", str(tmp_path / "o.keras")]) == 2
     assert "2:4" in capsys.readouterr().err
+
+
+def test_bad_model_file_and_missing_output_folder(tmp_path, model_file, npz_file, capsys):
+    broken = _bad(tmp_path, "broken.keras", b"not a zip file")
+    assert main(["oneshot", str(broken), "--calibration", str(npz_file),
+                 "-o", str(tmp_path / "o.keras")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Cannot load the model") and len(err.splitlines()) == 1
+    assert main(["oneshot", str(model_file), "--calibration", str(npz_file),
+                 "-o", str(tmp_path / "no" / "o.keras")]) == 2
+    assert "folder does not exist" in capsys.readouterr().err

@@ -159,3 +159,25 @@ def test_keras_round_trip(tmp_path):
     for (p, w), w2 in zip(_kernels(model).items(), _kernels(loaded).values()):
         np.testing.assert_array_equal(w, w2)
     assert all(type(layer) is keras.layers.Dense for layer in loaded.layers)
+
+
+def test_owl_sparsity_follows_outlier_ratios():
+    from prunekit.oneshot import owl_sparsity
+
+    model, stack = _model(4)
+    big = stack[1].layers[0]  # give block 1 strong outliers: a few huge weights
+    kernel = np.array(ops.convert_to_numpy(big.kernel))
+    kernel[0, :4] *= 200.0
+    big.kernel.assign(kernel)
+    before = _kernels(model)
+    table = owl_sparsity(model, _data(7), sparsity=0.6, lam=0.1, blocks=stack)
+    for path, w in _kernels(model).items():
+        np.testing.assert_array_equal(w, before[path])  # nothing pruned
+    per_block = [table[f"block{i}/up{i}"] for i in range(3)]
+    assert [table[f"block{i}/down{i}"] for i in range(3)] == per_block
+    assert per_block[1] == pytest.approx(min(per_block)) and max(per_block) - min(
+        per_block) == pytest.approx(0.2)
+    assert np.mean(per_block) == pytest.approx(0.6)
+    report = prune_oneshot(model, _data(7), "wanda", 0.6, layer_sparsity=table, blocks=stack)
+    assert report.layers[2].path == "block1/up1"  # 8 inputs: round(8 * s) zeros per output
+    assert report.layers[2].sparsity == round(8 * per_block[1]) / 8

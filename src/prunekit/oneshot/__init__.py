@@ -13,6 +13,7 @@ Example:
 """
 
 from prunekit.oneshot.criteria import KeepZerosCriterion, WandaCriterion
+from prunekit.oneshot.owl import owl_sparsity
 from prunekit.oneshot.runner import (METHODS, LayerResult, OneShotReport, find_blocks,
                                      prune_matrix, prune_oneshot)
 from prunekit.oneshot.sparsegpt import reconstruction_error, sparsegpt
@@ -24,6 +25,7 @@ __all__ = [
     "OneShotReport",
     "WandaCriterion",
     "find_blocks",
+    "owl_sparsity",
     "prune_matrix",
     "prune_oneshot",
     "reconstruction_error",

@@ -113,9 +113,10 @@ def _record(group: _Group, view: MatrixView, inputs: Any) -> None:
     if group.views and not joins:
         raise _Stop
     if not group.views:
-        group.gram = Gram.empty(view.matrix().shape[0])
+        rows = view.rows(inputs)
+        group.gram = Gram.empty(rows.shape[1])
         group.views.append(view)
-        group.gram.add(view.rows(inputs))
+        group.gram.add(rows)
         group.last_input = inputs
     else:
         group.views.append(view)

@@ -84,6 +84,12 @@ def _check(args: argparse.Namespace) -> tuple[str, str, Path, float, Any]:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1. "
                              f"Received: {name}={getattr(args, name)}")
+    if kind == "preset":
+        try:
+            import keras_hub  # noqa: F401
+        except ImportError:
+            raise ValueError("Preset folders need KerasHub: pip install 'prunekit[hub]'. "
+                             f"Received: model={args.model!r}") from None
     calibration = check_calibration(args.calibration)
     if calibration == "text" and kind != "preset":
         raise ValueError("Text calibration needs a KerasHub preset folder (for its tokenizer); "
@@ -92,6 +98,9 @@ def _check(args: argparse.Namespace) -> tuple[str, str, Path, float, Any]:
         raise ValueError(f"The output of a .keras model must end in .keras. "
                          f"Received: output={args.output!r}")
     report = Path(args.report or f"{args.output}.oneshot.json")
+    if not Path(args.output).resolve().parent.is_dir():
+        raise ValueError("The output's folder does not exist. "
+                         f"Received: output={args.output!r}")
     for path in (Path(args.output), report):
         if path.exists():
             raise ValueError("Refusing to overwrite an existing path. "
@@ -104,11 +113,8 @@ def _load(kind: str, path: str, calibration: str) -> tuple[Any, Any]:
 
     if kind == "keras":
         return keras.saving.load_model(path), None
-    try:
-        import keras_hub
-    except ImportError:
-        raise ValueError("Preset folders need KerasHub: pip install 'prunekit[hub]'. "
-                         f"Received: model={path!r}") from None
+    import keras_hub
+
     tokenizer = None
     if calibration == "text" or (Path(path) / "tokenizer.json").exists():
         tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(path)
@@ -161,6 +167,12 @@ def run_oneshot(args: argparse.Namespace) -> int:
 
     try:
         model, tokenizer = _load(kind, args.model, calibration)
+    except Exception as exc:  # a corrupt or foreign file: report it, no traceback
+        print(f"error: Cannot load the model ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else ''}). Received: model={args.model!r}",
+              file=sys.stderr)
+        return 2
+    try:
         batches = _batches(args, calibration, tokenizer)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -215,6 +215,25 @@ def prune_oneshot(
     target = f"{n_m[0]}:{n_m[1]}" if n_m else f"{sparsity:g}"
     report = OneShotReport(method, target, skipped=skipped)
     start = time.perf_counter()
+
+    def prune(view: Any, gram: Gram, index: int) -> None:
+        report.layers.append(_prune_layer(view, gram, index, method,
+                                          _layer_sparsity(view, sparsity, table), n_m, damp,
+                                          block_size))
+
+    walk_blocks(model, batches, blocks, plan, prune, report.skipped, progress)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def walk_blocks(model: Any, batches: list[Any], blocks: list[Any], plan: list[list[Any]],
+                visit: Callable[[Any, Gram, int], None], skipped: dict[str, str],
+                progress: Callable[[int, int, str], None] | None = None) -> None:
+    """Call ``visit(view, gram, block_index)`` for every planned layer, block by block.
+
+    Each layer's :class:`Gram` comes from inputs computed with whatever ``visit`` did to the
+    layers before it (pruning them, or nothing). Layers never called are added to ``skipped``.
+    """
     if blocks == [model]:
         calls = [((b,), {}) for b in batches]
     else:
@@ -226,19 +245,15 @@ def prune_oneshot(
                 lambda i: block(*calls[i][0], **calls[i][1]), len(calls), pending)
             if not group:
                 for view in pending:
-                    report.skipped[view.layer.path] = "not called on the calibration data"
+                    skipped[view.layer.path] = "not called on the calibration data"
                 break
             for view in group:
                 pending.remove(view)
-                report.layers.append(_prune_layer(view, gram, index, method,
-                                                  _layer_sparsity(view, sparsity, table),
-                                                  n_m, damp, block_size))
+                visit(view, gram, index)
         if index + 1 < len(blocks):
             calls = [((_first(block(*a, **k)),) + tuple(a[1:]), k) for a, k in calls]
         if progress is not None:
             progress(index, len(blocks), block.name)
-    report.seconds = time.perf_counter() - start
-    return report
 
 
 def _first(outputs: Any) -> Any:
