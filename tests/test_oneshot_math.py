@@ -1,11 +1,13 @@
 """One-shot pruning maths against independent NumPy references on small random layers."""
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from prunekit.oneshot import WandaCriterion, prune_matrix, reconstruction_error, sparsegpt
 from prunekit.oneshot.capture import Gram
+from prunekit.oneshot.layers import matrix_view
 
 
 def _layer(seed, k=16, o=6, t=200, coupling=0.5):
@@ -124,3 +126,29 @@ def test_reconstruction_error_matches_outputs():
     x64 = x.astype(np.float64)
     direct = np.linalg.norm(x64 @ w - x64 @ new) / np.linalg.norm(x64 @ w)
     assert reconstruction_error(w, new, _gram(x).xtx) == pytest.approx(direct, rel=1e-5)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: keras.layers.Conv2D(5, (3, 2), strides=(2, 1), padding="same"), (2, 7, 6, 3)),
+    (lambda: keras.layers.Conv2D(5, 3, dilation_rate=2), (2, 9, 8, 3)),
+    (lambda: keras.layers.Conv1D(4, 3, padding="causal", dilation_rate=2), (2, 9, 3)),
+    (lambda: keras.layers.Conv1D(4, 3, strides=2, padding="same"), (2, 9, 3)),
+    (lambda: keras.layers.EinsumDense("abcd,cde->abe", (None, 6)), (2, 3, 4, 5)),
+    (lambda: keras.layers.EinsumDense("abc,cde->abde", (None, 2, 3)), (2, 3, 4)),
+    (lambda: keras.layers.EinsumDense("...b,bc->...c", (6,)), (2, 3, 4)),
+    (lambda: keras.layers.Dense(3), (2, 3, 4)),
+])
+def test_matrix_view_reproduces_the_layer(make, shape):
+    layer = make()
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    layer.build(shape)
+    view = matrix_view(layer)
+    expected = np.asarray(ops.convert_to_numpy(layer(x)))
+    if getattr(layer, "bias", None) is not None:
+        expected = expected - np.asarray(ops.convert_to_numpy(layer.bias))
+    np.testing.assert_allclose(view.rows(x) @ view.matrix(), expected.reshape(
+        -1, view.matrix().shape[1]), rtol=1e-4, atol=1e-4)
+    view.assign(view.matrix() * 2.0)
+    np.testing.assert_allclose(np.asarray(ops.convert_to_numpy(layer(x))) - (
+        0 if getattr(layer, "bias", None) is None else ops.convert_to_numpy(layer.bias)),
+        2 * expected, rtol=1e-4, atol=1e-4)

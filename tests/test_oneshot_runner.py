@@ -82,8 +82,8 @@ def test_wanda_blocks_use_pruned_inputs():
 
 def test_sequential_model_is_one_block_and_layer_sparsity():
     keras.utils.set_random_seed(3)
-    model = keras.Sequential(name="sequential", layers=[keras.Input((8,)), keras.layers.Dense(16, name="a"),
-                              keras.layers.Dense(4, name="b")])
+    model = keras.Sequential(name="sequential", layers=[
+        keras.Input((8,)), keras.layers.Dense(16, name="a"), keras.layers.Dense(4, name="b")])
     report = prune_oneshot(model, _data(4), "sparsegpt", 0.5, layer_sparsity={"b": 0.75})
     got = [(r.path, r.sparsity) for r in report.layers]
     assert got == [("sequential/a", 0.5), ("sequential/b", 0.75)]

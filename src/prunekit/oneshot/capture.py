@@ -81,7 +81,6 @@ def capture_group(run: Callable[[int], Any], batches: int,
         pending layer is called at all.
     """
     group = _Group()
-    by_layer = {id(v.layer): v for v in pending}
 
     def hook_for(view: MatrixView) -> Callable[..., Any]:
         def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,7 +92,7 @@ def capture_group(run: Callable[[int], Any], batches: int,
 
     with contextlib.ExitStack() as stack:
         for view in pending:
-            stack.enter_context(_hooked(view.layer, hook_for(by_layer[id(view.layer)])))
+            stack.enter_context(_hooked(view.layer, hook_for(view)))
         for i in range(batches):
             group.last_input = None
             with contextlib.suppress(_Stop):

@@ -68,7 +68,7 @@ def _parse_target(args: argparse.Namespace) -> tuple[float, tuple[int, int] | No
 
 def _check(args: argparse.Namespace) -> tuple[str, str, Path, float, Any]:
     from prunekit.oneshot.calibration import check_calibration
-    from prunekit.oneshot.runner import _validate
+    from prunekit.oneshot.runner import validate_options
 
     model = Path(args.model)
     if model.is_dir():
@@ -79,7 +79,7 @@ def _check(args: argparse.Namespace) -> tuple[str, str, Path, float, Any]:
         raise ValueError("MODEL must be a .keras file or a KerasHub preset folder. "
                          f"Received: model={args.model!r}")
     sparsity, n_m = _parse_target(args)
-    _validate(args.method, sparsity, n_m, None, 0.01, 128)
+    validate_options(args.method, sparsity, n_m, None, 0.01, 128)
     for name in ("samples", "seq_len", "batch_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1. "

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from prunekit.oneshot.capture import Gram
-from prunekit.oneshot.runner import _as_batches, _plan, find_blocks, walk_blocks
+from prunekit.oneshot.runner import as_batches, find_blocks, plan_layers, walk_blocks
 
 
 def owl_ratios(outlier_ratios: Sequence[float], sparsity: float, lam: float) -> list[float]:
@@ -59,7 +59,7 @@ def owl_sparsity(model: Any, calibration: Any, sparsity: float = 0.7, threshold:
         {'seq/d': 0.5}
     """
     blocks = find_blocks(model) if blocks is None else list(blocks)
-    plan, skipped = _plan(blocks)
+    plan, skipped = plan_layers(blocks)
     ratios = np.zeros(len(blocks))
     scores: list[np.ndarray] = []
     paths: list[tuple[str, int]] = []
@@ -76,7 +76,7 @@ def owl_sparsity(model: Any, calibration: Any, sparsity: float = 0.7, threshold:
         scores.append((np.abs(view.matrix()) * gram.input_norm[:, None]).ravel())
         paths.append((view.layer.path, index))
 
-    walk_blocks(model, _as_batches(calibration), blocks, plan, measure, skipped)
+    walk_blocks(model, as_batches(calibration), blocks, plan, measure, skipped)
     close_block()
     per_block = owl_ratios(ratios, sparsity, lam)
     return {path: per_block[index] for path, index in paths}

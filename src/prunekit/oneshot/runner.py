@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import keras
 import numpy as np
 from keras import ops
 
@@ -65,6 +64,7 @@ def find_blocks(model: Any) -> list[Any]:
     """The stack of blocks of ``model``: its (backbone's) ``transformer_layers``, else ``[model]``.
 
     Example:
+        >>> import keras
         >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
         >>> find_blocks(model) == [model]
         True
@@ -76,8 +76,13 @@ def find_blocks(model: Any) -> list[Any]:
     return [model]
 
 
-def _validate(method: str, sparsity: float, n_m: Any, layer_sparsity: Any, damp: float,
-              block_size: int) -> tuple[int, int] | None:
+def validate_options(method: str, sparsity: float, n_m: Any, layer_sparsity: Any,
+                     damp: float, block_size: int) -> tuple[int, int] | None:
+    """Check :func:`prune_oneshot`'s options; return ``n_m`` normalised (or None).
+
+    Raises:
+        ValueError: For any bad option, with the value received.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}. Received: method={method!r}")
     if n_m is not None:
@@ -98,7 +103,8 @@ def _validate(method: str, sparsity: float, n_m: Any, layer_sparsity: Any, damp:
     return n_m
 
 
-def _as_batches(calibration: Any) -> list[Any]:
+def as_batches(calibration: Any) -> list[Any]:
+    """Calibration data as a list of batches (one array or dict is one batch)."""
     if isinstance(calibration, (np.ndarray, Mapping)) or hasattr(calibration, "shape"):
         return [calibration]
     batches = list(calibration)
@@ -107,7 +113,8 @@ def _as_batches(calibration: Any) -> list[Any]:
     return batches
 
 
-def _plan(blocks: Sequence[Any]) -> tuple[list[list[Any]], dict[str, str]]:
+def plan_layers(blocks: Sequence[Any]) -> tuple[list[list[Any]], dict[str, str]]:
+    """Matrix views of each block's prunable layers, and ``{path: reason}`` for the others."""
     plan, skipped, seen = [], {}, set()
     for block in blocks:
         views = []
@@ -200,16 +207,17 @@ def prune_oneshot(
         ValueError: For a bad argument or empty calibration, before anything is modified.
 
     Example:
+        >>> import keras
         >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
         >>> x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
         >>> report = prune_oneshot(model, x, "sparsegpt", n_m=(2, 4))
         >>> report.layers[0].sparsity
         0.5
     """
-    n_m = _validate(method, sparsity, n_m, layer_sparsity, damp, block_size)
-    batches = _as_batches(calibration)
+    n_m = validate_options(method, sparsity, n_m, layer_sparsity, damp, block_size)
+    batches = as_batches(calibration)
     blocks = find_blocks(model) if blocks is None else list(blocks)
-    plan, skipped = _plan(blocks)
+    plan, skipped = plan_layers(blocks)
     table = dict(layer_sparsity or {})
     _check_table(table, plan)
     target = f"{n_m[0]}:{n_m[1]}" if n_m else f"{sparsity:g}"
