@@ -37,7 +37,7 @@ run: $(VENV)/.run-installed system-deps
 test: $(VENV)/.test-installed system-deps
 	@status=0; for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b ==="; \
-	  KERAS_BACKEND=$$b $(PY) -m pytest -q -p no:cacheprovider tests || status=1; \
+	  KERAS_BACKEND=$$b $(PY) -m pytest -q -p no:cacheprovider || status=1; \
 	done; exit $$status
 
 bench: $(VENV)/.test-installed
