@@ -9,18 +9,13 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
+from conftest import tfmot_keep_count as keep, to_numpy
 
 import prunekit
 from prunekit import ConstantSparsity, PolynomialDecay, UpdatePruningStep, prune_low_magnitude
 
 L = keras.layers
 BATCHES = 5  # per epoch
-
-
-def keep(n, sparsity):
-    """tfmot's keep count: float32 product, rounded half to even, at least one."""
-    return max(1, int(np.round(np.float32(n) * (np.float32(1) - np.float32(sparsity)))))
 
 
 def poly(step, initial=0.2, final=0.8, begin=0, end=15, power=3):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import to_numpy
+from conftest import numpy_global_threshold, tfmot_keep_count, to_numpy
 from keras import ops
 
 from prunekit import block_magnitude_mask, keep_count, m_by_n_mask, magnitude_mask
@@ -39,8 +39,7 @@ def test_keep_count_and_threshold_table(n, s, kept, zeros, threshold):
 def test_keep_count_matches_float32_numpy_emulation():
     rng = np.random.default_rng(0)
     for n, s in zip(rng.integers(1, 5000, 300), rng.random(300) * 0.999):
-        expected = max(1, int(np.round(np.float32(n) * (np.float32(1) - np.float32(s)))))
-        assert int(to_numpy(keep_count(int(n), float(s)))) == expected
+        assert int(to_numpy(keep_count(int(n), float(s)))) == tfmot_keep_count(n, s)
 
 
 @pytest.mark.parametrize(
@@ -104,8 +103,7 @@ def _numpy_block_mask(w, s, block, pooling):
         for j in range(nc):
             cells = np.abs(w[i * bh:(i + 1) * bh, j * bw:(j + 1) * bw])
             pooled[i, j] = cells.max() if pooling == "MAX" else cells.mean()
-    k = max(1, int(np.round(np.float32(pooled.size) * (np.float32(1) - np.float32(s)))))
-    t = np.sort(pooled.reshape(-1))[::-1][k - 1]
+    t = numpy_global_threshold([pooled], s)  # The unstructured rule over the pooled blocks.
     keep = (pooled >= t).astype("float32")
     return np.kron(keep, np.ones((bh, bw), "float32"))[:rows, :cols], t
 

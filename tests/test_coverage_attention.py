@@ -7,16 +7,12 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
+from conftest import tfmot_keep_count, to_numpy
 
 import prunekit
 from prunekit import ConstantSparsity, UpdatePruningStep, prune_low_magnitude
 
 L = keras.layers
-
-
-def keep(n, sparsity=0.5):
-    return max(1, int(np.round(np.float32(n) * (np.float32(1) - np.float32(sparsity)))))
 
 
 def projections(layer):
@@ -52,7 +48,7 @@ def test_wrapper_builds_from_query_and_value_and_prunes_four_kernels(tmp_path):
               callbacks=[UpdatePruningStep()])
     for weight in wrapper.prunable_weights:
         values = to_numpy(weight)
-        assert int((values != 0).sum()) == keep(values.size)
+        assert int((values != 0).sum()) == tfmot_keep_count(values.size, 0.5)
     path = os.path.join(tmp_path, "mha.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)

@@ -5,16 +5,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
+from conftest import tfmot_keep_count, to_numpy
 
 import prunekit
 from prunekit import ConstantSparsity, PrunableLayer, UpdatePruningStep, prune_low_magnitude
 
 L = keras.layers
-
-
-def keep(n, sparsity=0.5):
-    return max(1, int(np.round(np.float32(n) * (np.float32(1) - np.float32(sparsity)))))
 
 
 def cells(layer):
@@ -89,7 +85,7 @@ def test_fit_prunes_and_strips_containers():
         assert int(to_numpy(wrapper.pruning_step)) == 2
         for weight in wrapper.prunable_weights:  # exactly half of each weight, at epoch end
             values = to_numpy(weight)
-            assert int((values != 0).sum()) == keep(values.size), weight.path
+            assert int((values != 0).sum()) == tfmot_keep_count(values.size, 0.5), weight.path
     stripped = prunekit.strip_pruning(pruned)
     def configs(m):  # the same layers (the clone renames the inputs)
         return sorted((layer.name, str(layer.get_config())) for layer in m.layers

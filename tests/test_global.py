@@ -7,19 +7,12 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
+from conftest import numpy_global_threshold, tfmot_keep_count, to_numpy
 
 import prunekit
 from prunekit import ConstantSparsity, PolynomialDecay, UpdatePruningStep, prune_low_magnitude
 
 L = keras.layers
-
-
-def numpy_global_threshold(kernels, sparsity):
-    """tfmot's keep count (float32 product, round half to even, at least 1) over all weights."""
-    scores = np.abs(np.concatenate([k.ravel() for k in kernels])).astype(np.float32)
-    keep = max(1, int(np.round(np.float32(scores.size) * (np.float32(1) - np.float32(sparsity)))))
-    return np.sort(scores)[::-1][keep - 1]
 
 
 def model_with_kernels(rng):
@@ -50,7 +43,7 @@ def test_masks_match_numpy_global_threshold():
     pruned = prune_low_magnitude(model, ConstantSparsity(0.7, 0, frequency=1),
                                  pruning_scope="global")
     train_steps(pruned, 1, rng)  # lr 0: weights only change through masking.
-    threshold = numpy_global_threshold(kernels, 0.7)
+    threshold = numpy_global_threshold([np.abs(k) for k in kernels], 0.7)
     wrappers = [w for w in prunekit.iter_wrappers(pruned) if w.prunable_weights]
     for wrapper, kernel in zip(wrappers, kernels):
         np.testing.assert_array_equal(to_numpy(wrapper.masks[0]),
@@ -62,8 +55,7 @@ def test_masks_match_numpy_global_threshold():
     # ... while the model as a whole meets the target exactly (distinct random values).
     total = sum(k.size for k in kernels)
     zeros = sum(int((to_numpy(w) == 0).sum()) for w in pruned_kernels(pruned))
-    keep = max(1, int(np.round(np.float32(total) * np.float32(0.3))))
-    assert zeros == total - keep
+    assert zeros == total - tfmot_keep_count(total, 0.7)
 
 
 def test_layer_scope_is_the_default_and_differs():
@@ -74,8 +66,7 @@ def test_layer_scope_is_the_default_and_differs():
     train_steps(pruned, 1, rng)
     for kernel in pruned_kernels(pruned):
         n = int(np.prod(kernel.shape))
-        keep = max(1, int(np.round(np.float32(n) * np.float32(0.3))))
-        assert int((to_numpy(kernel) != 0).sum()) == keep
+        assert int((to_numpy(kernel) != 0).sum()) == tfmot_keep_count(n, 0.7)
 
 
 def test_polynomial_schedule_global_threshold_per_step():
@@ -86,7 +77,7 @@ def test_polynomial_schedule_global_threshold_per_step():
     pruned = prune_low_magnitude(model, schedule, pruning_scope="global")
     train_steps(pruned, 2, rng)  # steps 1 and 2, lr 0: masks from the unchanged weights
     sparsity = np.float32(0.8) - np.float32(0.6) * np.float32(0.5) ** 3  # p = 2/4
-    threshold = numpy_global_threshold(kernels, sparsity)
+    threshold = numpy_global_threshold([np.abs(k) for k in kernels], sparsity)
     wrappers = [w for w in prunekit.iter_wrappers(pruned) if w.prunable_weights]
     for wrapper, kernel in zip(wrappers, kernels):
         np.testing.assert_array_equal(to_numpy(wrapper.masks[0]),
@@ -106,7 +97,7 @@ def test_saved_and_reloaded_then_training_continues_globally(tmp_path):
     assert [int(to_numpy(w.pruning_step)) for w in wrappers] == [1] * len(wrappers)
     kernels = [to_numpy(k) for k in pruned_kernels(loaded)]
     train_steps(loaded, 1, rng)  # regrouped by UpdatePruningStep; lr 0
-    threshold = numpy_global_threshold(kernels, 0.6)
+    threshold = numpy_global_threshold([np.abs(k) for k in kernels], 0.6)
     for wrapper, kernel in zip([w for w in wrappers if w.prunable_weights], kernels):
         np.testing.assert_array_equal(to_numpy(wrapper.masks[0]),
                                       (np.abs(kernel) >= threshold).astype("float32"))
@@ -117,9 +108,10 @@ def test_bad_combinations():
     with pytest.raises(ValueError, match="pruning_scope must be 'layer'.*Received: "
                                          "pruning_scope='model'"):
         prune_low_magnitude(model, pruning_scope="model")
-    with pytest.raises(ValueError, match="cannot be combined with block_size"):
+    with pytest.raises(ValueError, match="needs a criterion that scores them.*Received: "
+                                         r"criterion=BlockMagnitudeCriterion\(block_size"):
         prune_low_magnitude(model, pruning_scope="global", block_size=(2, 2))
-    with pytest.raises(ValueError, match="sparsity_m_by_n"):
+    with pytest.raises(ValueError, match=r"MByNCriterion prunes by 'm_by_n'.*MByNCriterion\(m=2"):
         prune_low_magnitude(model, pruning_scope="global", sparsity_m_by_n=(2, 4))
 
 

@@ -7,17 +7,13 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
+from conftest import tfmot_keep_count, to_numpy
 
 import prunekit
 from prunekit import ConstantSparsity, UpdatePruningStep, prune_low_magnitude
 
 L = keras.layers
 POLICIES = ["mixed_float16", "mixed_bfloat16"]
-
-
-def keep(n, sparsity=0.5):
-    return max(1, int(np.round(np.float32(n) * (np.float32(1) - np.float32(sparsity)))))
 
 
 @pytest.fixture(params=POLICIES)
@@ -54,7 +50,7 @@ def test_masks_in_variable_dtype_and_exact_sparsity(policy, tmp_path):
                callbacks=[UpdatePruningStep()])
     for wrapper in wrappers:
         values = to_numpy(wrapper.prunable_weights[0])
-        assert int((values != 0).sum()) == keep(values.size), wrapper.name
+        assert int((values != 0).sum()) == tfmot_keep_count(values.size, 0.5), wrapper.name
         assert float(to_numpy(wrapper.thresholds[0])) > 0.0
     out = pruned.predict(x, verbose=0)
     assert np.all(np.isfinite(out))

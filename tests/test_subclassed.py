@@ -8,17 +8,13 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
+from conftest import tfmot_keep_count, to_numpy
 
 import prunekit
 from prunekit import ConstantSparsity, PruneLowMagnitude, UpdatePruningStep, prune_low_magnitude
 
 L = keras.layers
 SCHEDULE = ConstantSparsity(0.5, 0, frequency=1)
-
-
-def keep(n, sparsity=0.5):
-    return max(1, int(np.round(np.float32(n) * (np.float32(1) - np.float32(sparsity)))))
 
 
 @keras.saving.register_keras_serializable("prunekit_tests")
@@ -119,7 +115,7 @@ def test_train_save_load_continue_strip(tmp_path):
     fit(model, epochs=2)
     for weight in kernels(model):
         values = to_numpy(weight)
-        assert int((values != 0).sum()) == keep(values.size), weight.path
+        assert int((values != 0).sum()) == tfmot_keep_count(values.size, 0.5), weight.path
     path = os.path.join(tmp_path, "task.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
@@ -137,7 +133,7 @@ def test_train_save_load_continue_strip(tmp_path):
     assert stripped is loaded and type(stripped) is Task
     assert not list(prunekit.iter_wrappers(stripped))
     assert isinstance(stripped.backbone, Backbone) and isinstance(stripped.head, L.Dense)
-    assert int((to_numpy(stripped.head.kernel) != 0).sum()) == keep(8)
+    assert int((to_numpy(stripped.head.kernel) != 0).sum()) == tfmot_keep_count(8, 0.5)
     again = os.path.join(tmp_path, "stripped.keras")
     stripped.save(again)
     plain = keras.saving.load_model(again)
@@ -157,7 +153,7 @@ def test_functional_subclass_pruned_directly(tmp_path):
     pruned.save(path)
     loaded = keras.saving.load_model(path)
     stripped = prunekit.strip_pruning(loaded)
-    assert int((to_numpy(stripped.layers[1].kernel) != 0).sum()) == keep(16)
+    assert int((to_numpy(stripped.layers[1].kernel) != 0).sum()) == tfmot_keep_count(16, 0.5)
 
 
 def test_callbacks_find_wrappers_nested_in_custom_layers():

@@ -11,6 +11,8 @@ Example:
 """
 
 from prunekit.callbacks import PruningSummaries, UpdatePruningStep
+from prunekit.criteria import (BlockMagnitudeCriterion, MagnitudeCriterion, MByNCriterion,
+                               PruningCriterion)
 from prunekit.masks import block_magnitude_mask, keep_count, m_by_n_mask, magnitude_mask
 from prunekit.policy import PruneForLatencyOnXNNPack, PruningPolicy
 from prunekit.prune import (SkippedLayer, iter_wrappers, prune_low_magnitude, prune_scope,
@@ -26,12 +28,16 @@ from prunekit import subclassed  # noqa: E402, F401  (registers the pruned-model
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlockMagnitudeCriterion",
     "ConstantSparsity",
+    "MByNCriterion",
+    "MagnitudeCriterion",
     "MissingCallbackError",
     "PolynomialDecay",
     "PrunableLayer",
     "PruneForLatencyOnXNNPack",
     "PruneLowMagnitude",
+    "PruningCriterion",
     "PruningPolicy",
     "PruningSchedule",
     "PruningSummaries",

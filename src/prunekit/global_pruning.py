@@ -1,11 +1,14 @@
-"""Global magnitude pruning: one threshold ranked across every pruned weight of a model.
+"""Global pruning: one threshold ranked across every pruned weight of a model.
 
 With ``prune_low_magnitude(model, pruning_scope="global")`` the wrappers of a model keep the
-``keep_count(N, s)`` largest ``|w|`` among *all* their pruned weights together (``N`` weights in
+``keep_count(N, s)`` highest scores among *all* their pruned weights together (``N`` weights in
 total, the same tfmot keep-count rule as for one tensor), instead of that fraction of each
-tensor. Per-layer sparsities then differ -- layers with small weights lose more -- while the
-model-level sparsity meets the target. Like PyTorch's ``global_unstructured``; tfmot has no
-such option.
+tensor. The scores are their criterion's (``|w|`` for the default
+:class:`~prunekit.MagnitudeCriterion`): any criterion that scores single weights can be ranked
+globally, like PyTorch's ``global_unstructured`` takes any pruning method; block and m-by-n
+criteria, whose patterns are per tensor, are refused. Per-layer sparsities then differ --
+layers with small weights lose more -- while the model-level sparsity meets the target. tfmot
+has no such option.
 
 Design:
 
@@ -14,12 +17,13 @@ Design:
   build it, so a model restored by ``keras.saving.load_model`` is grouped again when training
   resumes. The scope itself (``pruning_scope="global"``) is in each wrapper's config.
 * Every wrapper increments its own step and asks the shared schedule (all members must have
-  equal schedules); at a mask-update step each wrapper computes the same global threshold from
-  the current ``|w|`` of all members -- deterministic and order-free: nothing depends on which
-  wrapper runs first, and no state is passed between wrappers inside a traced step. Under JAX
-  the trainer maps every model variable, so reading other wrappers' weights is traced state.
-  The cost is one sort of all pruned weights per wrapper, only at mask-update steps.
-* Only unstructured pruning is global: block and m-by-n masks are per tensor by nature.
+  equal schedules and equal criteria); at a mask-update step each wrapper computes the same
+  global threshold from the current scores of all members -- deterministic and order-free:
+  nothing depends on which wrapper runs first, and no state is passed between wrappers inside
+  a traced step. Under JAX the trainer maps every model variable, so reading other wrappers'
+  weights is traced state. The threshold is an exact selection of the k-th largest score
+  (:func:`prunekit.masks.threshold_for_keep_count`, a bisection over float32 bit patterns, no
+  sort), computed by each wrapper at mask-update steps only.
 
 Example:
     >>> import keras, prunekit
@@ -40,16 +44,21 @@ from keras import ops
 
 from prunekit import masks
 from prunekit._backend import full_precision
+from prunekit.criteria import PruningCriterion
 
 SCOPES = ("layer", "global")
 
 
-def validate_pruning_scope(scope: Any, block_size: tuple[int, int],
-                           sparsity_m_by_n: tuple[int, int] | None) -> str:
-    """Check ``pruning_scope`` against the mask kind; return it.
+def validate_pruning_scope(scope: Any, criterion: PruningCriterion) -> str:
+    """Check ``pruning_scope`` against the criterion; return it.
+
+    Raises:
+        ValueError: For a scope other than "layer" and "global", or for "global" with a
+            criterion that does not score single weights.
 
     Example:
-        >>> validate_pruning_scope("global", (1, 1), None)
+        >>> from prunekit.criteria import MagnitudeCriterion
+        >>> validate_pruning_scope("global", MagnitudeCriterion())
         'global'
     """
     if scope not in SCOPES:
@@ -57,17 +66,19 @@ def validate_pruning_scope(scope: Any, block_size: tuple[int, int],
             "pruning_scope must be 'layer' (each weight pruned to the target on its own) or "
             f"'global' (one threshold across the model). Received: pruning_scope={scope!r}"
         )
-    if scope == "global" and (tuple(block_size) != (1, 1) or sparsity_m_by_n):
+    if scope == "global" and not criterion.ranks_globally:
         raise ValueError(
-            "pruning_scope='global' ranks single weights across the model; it cannot be "
-            "combined with block_size or sparsity_m_by_n, which are per-tensor patterns. "
-            f"Received: block_size={tuple(block_size)}, sparsity_m_by_n={sparsity_m_by_n}"
+            "pruning_scope='global' ranks single weights across the model and needs a "
+            f"criterion that scores them (implements scores()); {type(criterion).__name__} "
+            f"prunes by '{criterion.granularity}', a per-tensor pattern (as tfmot's block_size "
+            "and sparsity_m_by_n are). "
+            f"Received: criterion={criterion!r}"
         )
     return scope
 
 
 class GlobalPruningGroup:
-    """The wrappers of one model that share a global magnitude threshold.
+    """The wrappers of one model that share a global threshold on their criterion's scores.
 
     Args:
         wrappers: The ``PruneLowMagnitude`` wrappers with ``pruning_scope="global"``.
@@ -88,16 +99,18 @@ class GlobalPruningGroup:
                 seen.setdefault(id(weight), weight)
         return list(seen.values())
 
+    def _scores(self, weight: Any) -> Any:
+        """The shared criterion's float32 scores of ``weight`` (its stored values)."""
+        return ops.cast(self.wrappers[0].criterion.scores(full_precision(weight)), "float32")
+
     def threshold(self, sparsity: Any) -> Any:
-        """The ``keep_count(N, sparsity)``-th largest ``|w|`` over all N pruned weights.
+        """The ``keep_count(N, sparsity)``-th largest score over all N pruned weights.
 
         Returns:
             A scalar float32 tensor (traceable: run inside the wrappers' ``call``).
         """
         weights = self.weights()
-        scores = ops.concatenate([
-            ops.reshape(ops.abs(ops.cast(full_precision(w), "float32")), (-1,))
-            for w in weights])
+        scores = ops.concatenate([ops.reshape(self._scores(w), (-1,)) for w in weights])
         size = sum(math.prod(w.shape) for w in weights)
         return masks.threshold_for_keep_count(scores, masks.keep_count(size, sparsity))
 
@@ -106,8 +119,7 @@ class GlobalPruningGroup:
         threshold = self.threshold(sparsity)
         result = []
         for weight in weights:
-            magnitude = ops.abs(ops.cast(full_precision(weight), "float32"))
-            mask = ops.cast(ops.greater_equal(magnitude, threshold), weight.dtype)
+            mask = ops.cast(ops.greater_equal(self._scores(weight), threshold), weight.dtype)
             result.append((mask, ops.cast(threshold, weight.dtype)))
         return result
 
@@ -116,7 +128,7 @@ def link_global_wrappers(wrappers: Iterable[Any]) -> GlobalPruningGroup | None:
     """Group the wrappers whose scope is ``"global"``; return the group (None if there are none).
 
     Raises:
-        ValueError: If the global wrappers do not share one schedule.
+        ValueError: If the global wrappers do not share one schedule and one criterion.
 
     Example:
         >>> link_global_wrappers([]) is None
@@ -132,6 +144,14 @@ def link_global_wrappers(wrappers: Iterable[Any]) -> GlobalPruningGroup | None:
             "pruning_scope='global' have different schedules: "
             + "; ".join(f"'{w.name}': {w.pruning_schedule!r}" for w in members)
             + ". Give them the same pruning_schedule."
+        )
+    criteria = {repr(w.criterion) for w in members}
+    if len(criteria) > 1:
+        raise ValueError(
+            "Global pruning ranks all weights by one criterion's scores, but the wrappers with "
+            "pruning_scope='global' have different criteria: "
+            + "; ".join(f"'{w.name}': {w.criterion!r}" for w in members)
+            + ". Give them the same criterion."
         )
     group = GlobalPruningGroup(members)
     for wrapper in members:

@@ -1,7 +1,8 @@
 """Which weights to keep: magnitude, block and m-by-n masks as pure ``keras.ops`` functions.
 
-Every function takes a weight tensor and returns a 0/1 mask of the same shape and dtype (and,
-for magnitude masks, the threshold that produced it). They run on any backend, eagerly or traced.
+Every mask function takes a weight tensor (or, for :func:`mask_from_scores`, scores) and returns
+a 0/1 mask of the same shape (and, for top-k masks, the threshold that produced it). They run on
+any backend, eagerly or traced. The criteria of :mod:`prunekit.criteria` call them.
 
 Semantics follow tfmot (keep count, rounding, ties); block masks pad at the *end* of each
 dimension so blocks always start at index 0 (tfmot's 'SAME' padding misaligns blocks when a
@@ -70,6 +71,30 @@ def threshold_for_keep_count(scores: Any, k: Any) -> Any:
     return ops.view(ops.reshape(low, (1,)), "float32")[0]
 
 
+def mask_from_scores(scores: Any, sparsity: Any) -> tuple[Any, Any]:
+    """Keep the ``keep_count(size, sparsity)`` highest non-negative ``scores``.
+
+    Every element whose score is at least the threshold (the k-th largest score) is kept, so
+    ties may keep more than ``k`` elements (tfmot's rule, applied to any score).
+
+    Args:
+        scores: Non-negative scores of any shape.
+        sparsity: Target fraction of zeros in [0, 1).
+
+    Returns:
+        ``(mask, threshold)``: a boolean mask with ``scores``' shape and the scalar threshold in
+        ``scores``' dtype.
+
+    Example:
+        >>> mask, t = mask_from_scores(ops.convert_to_tensor([0.1, 0.9, 0.4, 0.7]), 0.5)
+        >>> ops.convert_to_numpy(mask).tolist(), round(float(t), 6)
+        ([False, True, False, True], 0.7)
+    """
+    size = math.prod(scores.shape)
+    threshold = threshold_for_keep_count(scores, keep_count(size, sparsity))
+    return ops.greater_equal(scores, threshold), threshold
+
+
 def magnitude_mask(weight: Any, sparsity: Any) -> tuple[Any, Any]:
     """Unstructured magnitude mask: keep the ``keep_count`` largest ``|w|``.
 
@@ -89,11 +114,8 @@ def magnitude_mask(weight: Any, sparsity: Any) -> tuple[Any, Any]:
         >>> ops.convert_to_numpy(mask).tolist(), float(t)
         ([1.0, 0.0, 0.0, 1.0, 1.0, 0.0], 2.0)
     """
-    magnitude = ops.abs(weight)
-    size = math.prod(weight.shape)
-    threshold = threshold_for_keep_count(magnitude, keep_count(size, sparsity))
-    mask = ops.cast(ops.greater_equal(magnitude, threshold), weight.dtype)
-    return mask, ops.cast(threshold, weight.dtype)
+    mask, threshold = mask_from_scores(ops.abs(weight), sparsity)
+    return ops.cast(mask, weight.dtype), ops.cast(threshold, weight.dtype)
 
 
 def _pad_to_blocks(matrix: Any, block_size: tuple[int, int], value: float) -> Any:

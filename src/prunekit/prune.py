@@ -20,9 +20,9 @@ from typing import Any
 import keras
 from keras.src.models.functional import Functional  # Not exported publicly.
 
-from prunekit import global_pruning, registry
+from prunekit import criteria, global_pruning, registry
 from prunekit.schedules import ConstantSparsity, PruningSchedule
-from prunekit.wrapper import PruneLowMagnitude, validate_block_args, validate_m_by_n
+from prunekit.wrapper import PruneLowMagnitude
 
 _TYPE_ERROR = (
     "`prune_low_magnitude` can only prune an object of the following types: "
@@ -139,6 +139,7 @@ def prune_low_magnitude(
     sparsity_m_by_n: tuple[int, int] | None = None,
     pruning_scope: str = "layer",
     skip_unsupported: bool = False,
+    criterion: criteria.PruningCriterion | dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Wrap a layer, a list of layers or a model so that its weights are pruned in training.
@@ -163,10 +164,14 @@ def prune_low_magnitude(
         pruning_policy: A :class:`PruningPolicy` deciding which layers of a model to prune.
         sparsity_m_by_n: ``(m, n)`` structured sparsity, e.g. ``(2, 4)``.
         pruning_scope: ``"layer"`` (default, tfmot's rule: every weight tensor reaches the
-            target on its own) or ``"global"``: one magnitude threshold across all pruned
-            weights of the model (see :mod:`prunekit.global_pruning`).
+            target on its own) or ``"global"``: one threshold on the criterion's scores across
+            all pruned weights of the model (see :mod:`prunekit.global_pruning`).
         skip_unsupported: For models: leave layers prunekit cannot prune unwrapped, warn once
             and record them in ``_prunekit_skipped``, instead of raising.
+        criterion: Which weights to prune, a :class:`~prunekit.PruningCriterion` (or its
+            serialized form); default: the one ``block_size``, ``block_pooling_type`` and
+            ``sparsity_m_by_n`` describe (magnitude when they are left at their defaults).
+            Giving both a criterion and non-default tfmot arguments is an error.
         **kwargs: Extra wrapper arguments (single layers only), e.g. ``input_shape``.
 
     Returns:
@@ -183,8 +188,8 @@ def prune_low_magnitude(
         >>> [type(layer).__name__ for layer in pruned.layers]
         ['PruneLowMagnitude', 'PruneLowMagnitude']
     """
-    validate_block_args(block_size, block_pooling_type)
-    validate_m_by_n(sparsity_m_by_n)
+    criterion = criteria.resolve_criterion(criterion, block_size, block_pooling_type,
+                                           sparsity_m_by_n)
     if pruning_schedule is None:
         pruning_schedule = ConstantSparsity(0.5, 0)
     if not isinstance(pruning_schedule, PruningSchedule):
@@ -192,12 +197,10 @@ def prune_low_magnitude(
             "pruning_schedule must be a prunekit.PruningSchedule (e.g. ConstantSparsity, "
             f"PolynomialDecay). Received: {type(pruning_schedule).__name__}"
         )
-    global_pruning.validate_pruning_scope(pruning_scope, block_size, sparsity_m_by_n)
+    global_pruning.validate_pruning_scope(pruning_scope, criterion)
     params = {
         "pruning_schedule": pruning_schedule,
-        "block_size": tuple(block_size),
-        "block_pooling_type": block_pooling_type,
-        "sparsity_m_by_n": sparsity_m_by_n,
+        "criterion": criterion,
         "pruning_scope": pruning_scope,
     }
     if isinstance(to_prune, list):

@@ -3,7 +3,9 @@
 State (all non-trainable Keras variables, so they are saved, restored and carried through the
 JAX trainer like any other layer state):
 
-* per prunable weight ``w``: ``mask`` (0/1, ``w``'s shape and dtype) and ``threshold`` (scalar);
+* per prunable weight ``w``: ``mask`` (0/1, ``w``'s shape and dtype) and ``threshold`` (scalar,
+  as the criterion defines it: the lowest kept score for magnitude and global pruning, the
+  largest pruned magnitude for m-by-n; files saved by prunekit 0.1.0 hold 999.0 for m-by-n);
 * one ``pruning_step`` (int32, starts at -1; ``UpdatePruningStep`` sets it to 0 and every
   training call adds 1, so the first training batch is step 1, as in tfmot).
 
@@ -33,82 +35,22 @@ from keras import ops
 from keras.src.backend import get_stateless_scope  # Not exported publicly.
 from keras.src.utils.tracking import DotNotTrackScope  # Not exported publicly.
 
-from prunekit import _backend, global_pruning, masks, registry
+from prunekit import _backend, criteria, global_pruning, registry
 from prunekit.schedules import ConstantSparsity, PruningSchedule, deserialize_schedule
 
 MISSING_CALLBACK_MESSAGE = (
     "Prune() wrapper requires the UpdatePruningStep callback to be provided during training. "
     "Please add it as a callback to your model.fit call."
 )
-M_BY_N_THRESHOLD = 999.0
 
 
 class MissingCallbackError(RuntimeError):
     """Raised when a pruned model is trained without ``UpdatePruningStep``."""
 
 
-def validate_block_args(block_size: Any, block_pooling_type: Any) -> tuple[int, int]:
-    """Check ``block_size`` and ``block_pooling_type``; return the block size as a tuple.
-
-    Example:
-        >>> validate_block_args([2, 3], "MAX")
-        (2, 3)
-    """
-    if block_pooling_type not in masks.POOLING_TYPES:
-        raise ValueError(
-            f"Unsupported pooling type '{block_pooling_type}'. Should be 'AVG' or 'MAX'. "
-            f"Received: block_pooling_type={block_pooling_type!r}"
-        )
-    try:
-        size = tuple(block_size)
-    except TypeError:
-        size = ()
-    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                                 for v in size):
-        raise ValueError(
-            "block_size must be a tuple of 2 positive integers (height, width). "
-            f"Received: block_size={block_size!r}"
-        )
-    return size
-
-
-def validate_m_by_n(sparsity_m_by_n: Any) -> tuple[int, int] | None:
-    """Normalise ``sparsity_m_by_n`` to ``(m, n)`` with ``1 <= m < n``, or None.
-
-    Example:
-        >>> validate_m_by_n([2, 4])
-        (2, 4)
-    """
-    if sparsity_m_by_n is None:
-        return None
-    try:
-        values = tuple(sparsity_m_by_n)
-    except TypeError:
-        values = None
-    if values is None or len(values) != 2:
-        raise ValueError(
-            "The sparsity_m_by_n argument must be a tuple/list of 2 integers. "
-            f"Received: sparsity_m_by_n={sparsity_m_by_n!r}"
-        )
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(
-                "The sparsity_m_by_n argument must be a tuple/list of 2 integers. "
-                f"Received: sparsity_m_by_n={sparsity_m_by_n!r}, including element {v!r} "
-                f"of type {type(v)}"
-            )
-    m, n = values
-    if not 1 <= m < n:
-        raise ValueError(
-            f"sparsity_m_by_n=(m, n) needs 1 <= m < n (m zeros in every group of n). "
-            f"Received: sparsity_m_by_n={values}"
-        )
-    return values
-
-
 @keras.saving.register_keras_serializable(package="prunekit")
 class PruneLowMagnitude(keras.layers.Wrapper):
-    """Wraps a layer and prunes its weights by magnitude during training.
+    """Wraps a layer and prunes its weights during training, by magnitude or another criterion.
 
     Usually created by :func:`prunekit.prune_low_magnitude`, which also handles lists and
     whole models.
@@ -117,13 +59,19 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         layer: The layer to prune (a built-in layer with prunable weights, a layer without
             weights, or a custom layer implementing ``get_prunable_weights()``).
         pruning_schedule: A :class:`PruningSchedule`; default ``ConstantSparsity(0.5, 0)``.
-        block_size: ``(height, width)`` of blocks pruned together (rank-2 weights only).
+        block_size: tfmot's ``(height, width)`` of blocks pruned together (rank-2 weights
+            only): :class:`~prunekit.BlockMagnitudeCriterion`.
         block_pooling_type: ``"AVG"`` or ``"MAX"``, how a block's magnitude is pooled.
-        sparsity_m_by_n: ``(m, n)``: zero ``m`` of every ``n`` consecutive input weights. The
-            mask is computed once, at step 1, and the schedule is ignored.
-        pruning_scope: ``"layer"`` (tfmot's rule: each weight keeps its own largest ``|w|``)
+        sparsity_m_by_n: ``(m, n)``: zero ``m`` of every ``n`` consecutive input weights
+            (:class:`~prunekit.MByNCriterion`). The mask is computed once, at step 1, and the
+            schedule is ignored.
+        pruning_scope: ``"layer"`` (tfmot's rule: each weight reaches the target on its own)
             or ``"global"``: one threshold ranked across the pruned weights of every global
             wrapper of the model (see :mod:`prunekit.global_pruning`).
+        criterion: Which weights to prune: a :class:`~prunekit.PruningCriterion` or its
+            serialized form. Default: the one tfmot's three arguments above describe
+            (:class:`~prunekit.MagnitudeCriterion` when they are left at their defaults);
+            giving both is an error.
         **kwargs: Passed to ``keras.layers.Layer`` (e.g. ``name``).
 
     The wrapper is called exactly like the layer it wraps -- several inputs and keyword
@@ -145,9 +93,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         block_pooling_type: str = "AVG",
         sparsity_m_by_n: tuple[int, int] | None = None,
         pruning_scope: str = "layer",
+        criterion: criteria.PruningCriterion | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        block_size = validate_block_args(block_size, block_pooling_type)
+        criterion = criteria.resolve_criterion(criterion, block_size, block_pooling_type,
+                                               sparsity_m_by_n)
         if not isinstance(layer, keras.layers.Layer):
             raise ValueError(
                 "Please initialize `Prune` layer with a `Layer` instance. "
@@ -158,20 +108,12 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         if pruning_schedule is None:
             pruning_schedule = ConstantSparsity(0.5, 0)
         pruning_schedule = deserialize_schedule(pruning_schedule)
-        self.sparsity_m_by_n = validate_m_by_n(sparsity_m_by_n)
-        if self.sparsity_m_by_n and block_size != (1, 1):
-            raise ValueError(
-                "Use either block_size or sparsity_m_by_n, not both. "
-                f"Received: block_size={block_size}, sparsity_m_by_n={self.sparsity_m_by_n}"
-            )
-        self.pruning_scope = global_pruning.validate_pruning_scope(
-            pruning_scope, block_size, self.sparsity_m_by_n)
+        self.pruning_scope = global_pruning.validate_pruning_scope(pruning_scope, criterion)
         kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
         super().__init__(layer, **kwargs)
         self._mirror_call_signature(layer)
         self.pruning_schedule = pruning_schedule
-        self.block_size = block_size
-        self.block_pooling_type = block_pooling_type
+        self.criterion = criterion
         self._pruned: tuple[Any, ...] = ()
         self._global_group: global_pruning.GlobalPruningGroup | None = None
         self.masks: list[Any] = []
@@ -203,6 +145,21 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             arg: arg in self.call_signature_parameters for arg in self._call_context_args}
 
     # ----------------------------------------------------------------------------- state
+    @property
+    def block_size(self) -> tuple[int, int]:
+        """tfmot's ``block_size`` of this wrapper's criterion ((1, 1) if it has none)."""
+        return self.criterion.tfmot_arguments()["block_size"]
+
+    @property
+    def block_pooling_type(self) -> str:
+        """tfmot's ``block_pooling_type`` of this wrapper's criterion."""
+        return self.criterion.tfmot_arguments()["block_pooling_type"]
+
+    @property
+    def sparsity_m_by_n(self) -> tuple[int, int] | None:
+        """tfmot's ``sparsity_m_by_n`` of this wrapper's criterion (None if it has none)."""
+        return self.criterion.tfmot_arguments()["sparsity_m_by_n"]
+
     @property
     def prunable_weights(self) -> list[Any]:
         """The inner layer's variables this wrapper masks (empty until built)."""
@@ -236,42 +193,22 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     def _check_weight_ranks(self, weights: list[Any]) -> None:
         for weight in weights:
-            rank = len(weight.shape)
-            if self.block_size != (1, 1) and rank != 2:
-                raise ValueError(
-                    "Block Sparsity can only be used for layers which have 2-dimensional "
-                    f"weights. Layer '{self.layer.name}' has weight '{weight.name}' of shape "
-                    f"{tuple(weight.shape)}. Received: block_size={self.block_size}"
-                )
-            if self.sparsity_m_by_n and rank not in (2, 4):
-                raise ValueError(
-                    f"weight tensor with shape: {tuple(weight.shape)} is not supported: "
-                    f"sparsity_m_by_n needs rank-2 or rank-4 weights (layer "
-                    f"'{self.layer.name}', weight '{weight.name}')."
-                )
+            where = f"Layer '{self.layer.name}', weight '{weight.name}'"
+            self.criterion.check_weight(tuple(weight.shape), where)
 
     # ----------------------------------------------------------------------------- masks
     def compute_masks(self, sparsity: Any) -> list[tuple[Any, Any]]:
-        """Return ``(mask, threshold)`` for every prunable weight at ``sparsity``."""
+        """Return the criterion's ``(mask, threshold)`` for every prunable weight at ``sparsity``.
+
+        Masks and thresholds come in the weights' storage dtype.
+        """
         if self.pruning_scope == "global":
             return global_pruning.group_of(self).masks_for(self.prunable_weights, sparsity)
-        result = []
-        for weight in self.prunable_weights:
-            value = _backend.full_precision(weight)  # Rank stored values, not fp16 copies.
-            if self.sparsity_m_by_n:
-                mask = masks.m_by_n_mask(value, *self.sparsity_m_by_n)
-                result.append((mask, ops.cast(M_BY_N_THRESHOLD, weight.dtype)))
-            elif self.block_size != (1, 1):
-                result.append(masks.block_magnitude_mask(
-                    value, sparsity, self.block_size, self.block_pooling_type))
-            else:
-                result.append(masks.magnitude_mask(value, sparsity))
-        return result
+        return [self.criterion.compute_mask(_backend.full_precision(weight), sparsity)
+                for weight in self.prunable_weights]  # Rank stored values, not fp16 copies.
 
     def _schedule_decision(self, step: Any) -> tuple[Any, Any]:
-        if self.sparsity_m_by_n:
-            return ops.equal(step, 1), ops.convert_to_tensor(0.0, "float32")
-        return self.pruning_schedule(step)
+        return self.criterion.schedule_decision(self.pruning_schedule, step)
 
     def _update_masks(self, step: Any) -> None:
         should_prune, sparsity = self._schedule_decision(step)
@@ -375,10 +312,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         config = super().get_config()
         config.update({
             "pruning_schedule": keras.saving.serialize_keras_object(self.pruning_schedule),
-            "block_size": list(self.block_size),
-            "block_pooling_type": self.block_pooling_type,
-            "sparsity_m_by_n": list(self.sparsity_m_by_n) if self.sparsity_m_by_n else None,
             "pruning_scope": self.pruning_scope,
+            "criterion": keras.saving.serialize_keras_object(self.criterion),
         })
         return config
 
@@ -388,4 +323,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         layer = keras.saving.deserialize_keras_object(config.pop("layer"),
                                                       custom_objects=custom_objects)
         config["pruning_schedule"] = deserialize_schedule(config["pruning_schedule"])
+        if isinstance(config.get("criterion"), dict):
+            config["criterion"] = keras.saving.deserialize_keras_object(
+                config["criterion"], custom_objects=custom_objects)
+        # Configs written by prunekit 0.1.0 hold tfmot's arguments instead of a criterion.
         return cls(layer, **config)
