@@ -6,7 +6,7 @@ import argparse
 import os
 import tempfile
 
-from prunekit.cli import add_backend_argument
+from prunekit.cli import add_backend_argument, print_error
 
 
 def run_demo(epochs: int = 20, seed: int = 0, verbose: bool = True) -> dict:
@@ -60,4 +60,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     add_backend_argument(parser)
-    parser.set_defaults(func=lambda args: run_demo(args.epochs, args.seed) and 0)
+    parser.set_defaults(func=demo_command)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Run ``prunekit demo``; return the exit code (2: invalid arguments, nothing trained).
+
+    Example:
+        >>> demo_command(argparse.Namespace(epochs=0, seed=0))  # doctest: +SKIP
+        2
+    """
+    if args.epochs < 1:
+        print_error("demo", f"--epochs must be >= 1. Received: --epochs={args.epochs}")
+        return 2
+    if args.seed < 0:
+        print_error("demo", f"--seed must be >= 0. Received: --seed={args.seed}")
+        return 2
+    run_demo(args.epochs, args.seed)
+    return 0

@@ -160,13 +160,17 @@ def run_study_command(args: argparse.Namespace) -> int:
         >>> run_study_command(parser.parse_args(["study", "--epochs", "0"]))  # doctest: +SKIP
         2
     """
+    from prunekit.cli import print_error
     from prunekit.study.config import StudyConfigError
+    from prunekit.study.results import check_folder_path
 
     try:
         _check_backend(args.backend)
         config = config_from_args(args)
-    except StudyConfigError as error:
-        print(f"prunekit study: error: {error}", file=sys.stderr)
+        if args.out is not None:
+            check_folder_path(args.out)
+    except (StudyConfigError, ValueError) as error:
+        print_error("study", error)
         return 2
     from rich.console import Console
 
@@ -175,13 +179,15 @@ def run_study_command(args: argparse.Namespace) -> int:
 
     # A pipe or file gets a wide console: the table has ten columns.
     console = Console(quiet=args.quiet, width=None if sys.stdout.isatty() else 160)
+    # Status lines are soft-wrapped: never split at the console's width (users copy paths).
     console.print(f"[bold]prunekit study[/]: {', '.join(config.runs)} on {config.dataset}, "
-                  f"up to {config.epochs} epochs per run, seed {config.seed}")
+                  f"up to {config.epochs} epochs per run, seed {config.seed}", soft_wrap=True)
     outcome = run_study(config, out=args.out, verbose=not args.quiet, console=console)
     console.print(rich_table(outcome.results, config.dataset))
     for note in outcome.meta.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"run folder:  {outcome.folder}")
-    console.print(f"report:      {outcome.report}")
-    console.print(f"TensorBoard: tensorboard --logdir {outcome.meta['logdir']}")
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    console.print(f"run folder:  {outcome.folder}", soft_wrap=True, highlight=False)
+    console.print(f"report:      {outcome.report}", soft_wrap=True, highlight=False)
+    console.print(f"TensorBoard: tensorboard --logdir {outcome.meta['logdir']}", soft_wrap=True,
+                  highlight=False)
     return 0

@@ -114,6 +114,31 @@ def make_run_folder(path: str | None = None, root: str = "runs") -> str:
             candidate = f"{path}-{suffix}"
 
 
+def check_folder_path(path: str, flag: str = "--out") -> None:
+    """Refuse a folder path that cannot be created: it, or a folder above it, is a file.
+
+    Args:
+        path: The folder wanted (it need not exist).
+        flag: The command-line flag that gave it, for the message.
+
+    Raises:
+        ValueError: Naming the file in the way.
+
+    Example:
+        >>> import tempfile
+        >>> check_folder_path(tempfile.mkdtemp() + "/new/run")  # fine: nothing in the way
+    """
+    current = os.path.abspath(path)
+    while True:
+        if os.path.exists(current) and not os.path.isdir(current):
+            raise ValueError(f"{flag} {path}: {current} is a file; expected a folder there "
+                             f"(or a path to a new one). Received: {flag}={path!r}")
+        parent = os.path.dirname(current)
+        if parent == current:
+            return
+        current = parent
+
+
 def write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import sys
 from typing import Any
 
 _EPILOG = """\
@@ -129,7 +130,7 @@ def _print_runs(runs: list[Any], console: Any) -> None:
     from prunekit.sweep.progress import describe
 
     for i, run in enumerate(runs, 1):
-        console.print(f"{i:4d}  {run.key()}  {describe(run)}")
+        console.print(f"{i:4d}  {run.key()}  {describe(run)}", soft_wrap=True)
 
 
 def _print_front(outcome: Any, console: Any) -> None:
@@ -162,11 +163,11 @@ def sweep_command(args: argparse.Namespace) -> int:
     """
     from rich.console import Console
 
+    from prunekit.cli import one_line, print_error
     from prunekit.sweep.execute import plan_sweep, run_sweep
     from prunekit.sweep.grid import SweepError
 
     console = Console(quiet=args.quiet)
-    errors = Console(stderr=True)
     out = args.resume or args.out
     try:
         if args.workers is not None and args.workers < 0:
@@ -183,21 +184,23 @@ def sweep_command(args: argparse.Namespace) -> int:
                             max_runs=args.max_runs, pareto_size=args.pareto_size,
                             verbose=not args.quiet, console=console)
     except SweepError as error:
-        errors.print(f"[red]error:[/] {error}", highlight=False)
+        print_error("sweep", error)
         return 2
     except KeyboardInterrupt:
-        errors.print(f"interrupted: finished runs are kept; resume with "
-                     f"`prunekit sweep --resume {out}`")
+        print(f"interrupted: finished runs are kept; resume with "
+              f"`prunekit sweep --resume {out}`", file=sys.stderr)
         return 130
     if not args.quiet:
         _print_front(outcome, console)
+    # Status lines are soft-wrapped: never split at the console's width (users copy paths).
     console.print(f"{outcome.ran} runs now, {outcome.skipped} already done, "
-                  f"{len(outcome.failed)} failed, {outcome.pending} missing")
+                  f"{len(outcome.failed)} failed, {outcome.pending} missing", soft_wrap=True)
     for path in outcome.files.values():
-        console.print(f"  {path}")
+        console.print(f"  {path}", soft_wrap=True, highlight=False)
     for params, error in outcome.failed:
-        errors.print(f"[red]failed:[/] {params.key()}: {error}", highlight=False)
+        print(f"failed: {params.key()}: {one_line(error)}", file=sys.stderr)
     if outcome.pending:
-        console.print(f"resume with `prunekit sweep --resume {outcome.folder}`")
+        console.print(f"resume with `prunekit sweep --resume {outcome.folder}`", soft_wrap=True,
+                      highlight=False)
     return 1 if outcome.failed else 0
 
