@@ -79,7 +79,8 @@ def _load(path: str):
 def _check_export_args(args: argparse.Namespace) -> None:
     """Check ``prunekit export``'s arguments before any work (raises on the first problem)."""
     from prunekit.export.deploy import check_deployable
-    from prunekit.export.format import check_output_path, check_weights_mode
+    from prunekit.export.format import check_weights_mode
+    from prunekit.export.io import check_output_path
 
     if args.format == "pkz":
         check_weights_mode(args.weights)
@@ -140,12 +141,17 @@ def format_sizes(sizes) -> str:
         >>> "int8" in format_sizes(s)
         True
     """
+    from prunekit.export.sizes import GZIP_LABEL
+
     rows = [
         ("parameters", f"{sizes.params:,}", ""),
         ("nonzeros", f"{sizes.nonzeros:,}", f"{sizes.nonzeros / max(sizes.params, 1):.1%} dense"),
         (".keras file", f"{sizes.keras_bytes:,}", ""),
         (".keras zipped (deflate)", f"{sizes.keras_zip_bytes:,}", "1.00x"),
     ]
+    if sizes.gzipped_bytes is not None:
+        rows.append((f"{GZIP_LABEL} (article)", f"{sizes.gzipped_bytes:,}",
+                     "save(include_optimizer=False), zipped"))
     if sizes.keras_int8_bytes is not None:
         rows.append((".keras after quantize('int8')", f"{sizes.keras_int8_bytes:,}", ""))
         rows.append(("  zipped", f"{sizes.keras_int8_zip_bytes:,}", ""))
