@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 # Modules that contribute sub-commands, in the order they appear in `prunekit --help`.
@@ -26,9 +27,42 @@ _COMMAND_MODULES = (
 BACKENDS = ("jax", "tensorflow", "torch")
 
 
+def one_line(message: object) -> str:
+    """``message`` as one line: line breaks inside it become single spaces.
+
+    Example:
+        >>> one_line("no sweep.json\\n  there")
+        'no sweep.json there'
+    """
+    return re.sub(r"\s*\n\s*", " ", str(message)).strip()
+
+
+def print_error(command: str | None, message: object) -> None:
+    """Print ``prunekit <command>: error: <message>`` to stderr as one whole line.
+
+    The format is argparse's, so usage errors read alike whichever part found them. A plain
+    ``print`` on purpose: a rich console would wrap the line at the terminal's width, and users
+    copy these lines and scripts grep them.
+
+    Args:
+        command: The sub-command (``study``, ``sweep``...), or ``None`` for ``prunekit`` itself.
+        message: The error (an exception or text).
+
+    Example:
+        >>> import contextlib, io
+        >>> buffer = io.StringIO()
+        >>> with contextlib.redirect_stderr(buffer):
+        ...     print_error("sweep", ValueError("--workers must be >= 0"))
+        >>> buffer.getvalue()
+        'prunekit sweep: error: --workers must be >= 0\\n'
+    """
+    prog = f"prunekit {command}" if command else "prunekit"
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr, flush=True)
+
+
 def _select_backend(argv: list[str]) -> None:
     """Set KERAS_BACKEND from ``--backend`` before anything imports Keras."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(prog="prunekit", add_help=False)
     pre.add_argument("--backend", choices=BACKENDS, default=None)
     known, _ = pre.parse_known_args(argv)
     if known.backend:
@@ -74,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
+        print_error(None, "a command is required: one of the commands listed above")
         return 2
     return int(args.func(args) or 0)
 
