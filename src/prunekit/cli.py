@@ -4,15 +4,16 @@ Thin argument parsing over the library. Each command lives in its own module, wh
 ``add_commands(subparsers)``; every sub-parser it adds sets ``func`` (called with the parsed
 arguments, returning an exit code).
 
-The Keras backend is chosen with ``--backend`` (or ``KERAS_BACKEND``) *before* Keras is imported,
-so command modules import Keras lazily inside their functions.
+The Keras backend is fixed when Keras is first imported, and importing ``prunekit`` imports
+Keras: so ``--backend`` (or ``KERAS_BACKEND``) is read by the ``prunekit`` entry point
+(``prunekit_cli.py``, outside the package) before anything here runs. The option is declared
+on each command (:func:`add_backend_argument`) so that it parses and shows in ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 # Modules that contribute sub-commands, in the order they appear in `prunekit --help`.
@@ -24,15 +25,6 @@ _COMMAND_MODULES = (
 )
 
 BACKENDS = ("jax", "tensorflow", "torch")
-
-
-def _select_backend(argv: list[str]) -> None:
-    """Set KERAS_BACKEND from ``--backend`` before anything imports Keras."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--backend", choices=BACKENDS, default=None)
-    known, _ = pre.parse_known_args(argv)
-    if known.backend:
-        os.environ["KERAS_BACKEND"] = known.backend
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         >>> main(["--help"])  # doctest: +SKIP
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    _select_backend(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
