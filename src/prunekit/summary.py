@@ -196,8 +196,9 @@ class PruningReport:
     """Which layers of a model are pruned, and which were skipped and why.
 
     Attributes:
-        pruned: Paths (layer names joined by ``/``) of the layers that pruning wrappers hold,
-            in the model's layer order.
+        pruned: Paths (layer names joined by ``/``) of the layers whose weights pruning
+            wrappers prune, in the model's layer order (layers without prunable weights, which
+            tfmot's rule wraps too, are not listed).
         skipped: The layers ``prune_low_magnitude(..., skip_unsupported=True)`` left unpruned
             (:class:`SkippedLayer`), in the order they were found.
 
@@ -270,7 +271,8 @@ def pruning_report(model: keras.Model) -> PruningReport:
         raise TypeError("pruning_report expects a keras.Model. "
                         f"Received: model of type {type(model).__name__}")
     pruned = tuple(_wrapped_path(path, layer) for path, layer in walk.iter_layers(model)
-                   if isinstance(layer, PruneLowMagnitude))
+                   if isinstance(layer, PruneLowMagnitude)
+                   and not registry.is_pass_through(layer.layer))
     return PruningReport(pruned, tuple(getattr(model, _SKIPPED, ())))
 
 
