@@ -4,15 +4,16 @@ Thin argument parsing over the library. Each command lives in its own module, wh
 ``add_commands(subparsers)``; every sub-parser it adds sets ``func`` (called with the parsed
 arguments, returning an exit code).
 
-The Keras backend is chosen with ``--backend`` (or ``KERAS_BACKEND``) *before* Keras is imported,
-so command modules import Keras lazily inside their functions.
+The Keras backend is fixed when Keras is first imported, and importing ``prunekit`` imports
+Keras: so ``--backend`` (or ``KERAS_BACKEND``) is read by the ``prunekit`` entry point
+(``prunekit_cli.py``, outside the package) before anything here runs. The option is declared
+on each command (:func:`add_backend_argument`) so that it parses and shows in ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import re
 import sys
 
@@ -60,15 +61,6 @@ def print_error(command: str | None, message: object) -> None:
     print(f"{prog}: error: {one_line(message)}", file=sys.stderr, flush=True)
 
 
-def _select_backend(argv: list[str]) -> None:
-    """Set KERAS_BACKEND from ``--backend`` before anything imports Keras."""
-    pre = argparse.ArgumentParser(prog="prunekit", add_help=False)
-    pre.add_argument("--backend", choices=BACKENDS, default=None)
-    known, _ = pre.parse_known_args(argv)
-    if known.backend:
-        os.environ["KERAS_BACKEND"] = known.backend
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every command registered.
 
@@ -104,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         >>> main(["--help"])  # doctest: +SKIP
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    _select_backend(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -61,7 +61,7 @@ def pruning_wrappers(model: keras.layers.Layer) -> list[str]:
         >>> pruning_wrappers(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
         []
     """
-    from prunekit.prune import iter_wrappers
+    from prunekit.walk import iter_wrappers
 
     return [wrapper.name for wrapper in iter_wrappers(model)]
 
@@ -69,8 +69,8 @@ def pruning_wrappers(model: keras.layers.Layer) -> list[str]:
 def check_exportable(model: object) -> None:
     """Raise unless ``model`` is a plain, built Keras model (``TypeError`` for a non-model).
 
-    A model still wrapped for pruning is refused (detected by the class name
-    ``PruneLowMagnitude``, so this module does not depend on the pruning code).
+    A model still wrapped for pruning is refused, naming its wrappers (found with
+    :func:`prunekit.walk.iter_wrappers`, at any depth).
 
     Example:
         >>> check_exportable(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
