@@ -61,6 +61,17 @@ def print_error(command: str | None, message: object) -> None:
     print(f"{prog}: error: {one_line(message)}", file=sys.stderr, flush=True)
 
 
+def _check_backend(argv: list[str]) -> None:
+    """Refuse an unknown ``--backend`` anywhere in ``argv`` with argparse's one-line error.
+
+    The entry point has already put the value into KERAS_BACKEND; this only validates it, so a
+    misspelt backend is reported as such rather than as an unknown command.
+    """
+    pre = argparse.ArgumentParser(prog="prunekit", add_help=False)
+    pre.add_argument("--backend", choices=BACKENDS, default=None)
+    pre.parse_known_args(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every command registered.
 
@@ -96,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         >>> main(["--help"])  # doctest: +SKIP
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    _check_backend(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
