@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from prunekit.cli import main
+from prunekit.export.io import save_atomic
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_bad_calibration_files(tmp_path, model_file, capsys, name, content, mess
                  "-o", str(tmp_path / "out.keras")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "Traceback" not in err
-    assert err.startswith("error:") and len(err.splitlines()) == 1
+    assert err.startswith("prunekit oneshot: error: ") and len(err.splitlines()) == 1
     assert not (tmp_path / "out.keras").exists()
 
 
@@ -84,7 +85,30 @@ def test_bad_model_file_and_missing_output_folder(tmp_path, model_file, npz_file
     assert main(["oneshot", str(broken), "--calibration", str(npz_file),
                  "-o", str(tmp_path / "o.keras")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: Cannot load the model") and len(err.splitlines()) == 1
+    assert err.startswith("prunekit oneshot: error: Cannot load the model")
+    assert len(err.splitlines()) == 1
     assert main(["oneshot", str(model_file), "--calibration", str(npz_file),
                  "-o", str(tmp_path / "no" / "o.keras")]) == 2
     assert "folder does not exist" in capsys.readouterr().err
+
+
+def _write_folder(tmp):
+    tmp.mkdir()
+    (tmp / "config.json").write_text("{}")
+
+
+def test_folders_are_saved_atomically_and_never_replace_one(tmp_path):
+    save_atomic(tmp_path / "preset", _write_folder)
+    assert [p.name for p in (tmp_path / "preset").iterdir()] == ["config.json"]
+    (tmp_path / "empty").mkdir()  # os.rename would silently replace an empty folder
+    with pytest.raises(FileExistsError, match="already exists"):
+        save_atomic(tmp_path / "empty", _write_folder)
+    assert list((tmp_path / "empty").iterdir()) == []
+
+    def fails_half_way(tmp):
+        _write_folder(tmp)
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        save_atomic(tmp_path / "half", fails_half_way)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "preset"]  # no leftovers

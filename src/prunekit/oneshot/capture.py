@@ -14,12 +14,13 @@ also cutting the model's forward pass short.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from prunekit import _keras_compat
 from prunekit.oneshot.layers import MatrixView
 
 
@@ -48,15 +49,9 @@ class Gram:
         return np.sqrt(np.maximum(np.diag(self.xtx), 0.0))
 
 
-@contextlib.contextmanager
-def _hooked(layer: Any, hook: Callable[..., Any]) -> Iterator[None]:
-    original = layer.call
-    # Instance attribute shadows the class's call; Operation.__call__ looks up self.call.
-    object.__setattr__(layer, "call", hook(original))
-    try:
-        yield
-    finally:
-        object.__delattr__(layer, "call")
+def _hooked(layer: Any, hook: Callable[..., Any]) -> Any:
+    """While open, ``layer``'s calls go through ``hook(original_call)``."""
+    return _keras_compat.replaced_call(layer, hook(layer.call))
 
 
 @dataclass

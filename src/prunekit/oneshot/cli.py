@@ -1,23 +1,21 @@
 """``prunekit oneshot``: prune a ``.keras`` model or a KerasHub preset folder from calibration data.
 
 Checks every input (model path, calibration file, output paths, numbers) before loading
-anything; a problem prints one ``error:`` line and exits with status 2. Writes the pruned model
-(a ``.keras`` file or a preset folder) and a JSON report, never over an existing path.
+anything; a problem prints one ``prunekit oneshot: error:`` line and exits with status 2.
+Writes the pruned model (a ``.keras`` file or a preset folder) and a JSON report atomically,
+never over an existing path (:mod:`prunekit.export.io`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from prunekit.cli import add_backend_argument
+from prunekit.cli import add_backend_argument, print_error
+from prunekit.export.io import check_folder_path, json_safe, save_atomic, write_atomic
 
 _METHODS = ("wanda", "sparsegpt", "magnitude")
 
@@ -84,6 +82,18 @@ def _check(args: argparse.Namespace) -> tuple[str, str, Path, float, Any]:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1. "
                              f"Received: {name}={getattr(args, name)}")
+    if kind == "keras" and Path(args.output).suffix != ".keras":
+        raise ValueError(f"The output of a .keras model must end in .keras. "
+                         f"Received: output={args.output!r}")
+    report = Path(args.report or f"{args.output}.oneshot.json")
+    for flag, path in (("--output", Path(args.output)), ("--report", report)):
+        check_folder_path(path.resolve().parent, flag)
+        if not path.resolve().parent.is_dir():
+            raise ValueError(f"{flag}'s folder does not exist; expected a path in an existing "
+                             f"folder. Received: {flag}={str(path)!r}")
+        if path.exists():
+            raise ValueError(f"Refusing to overwrite an existing path; expected a new {flag}. "
+                             f"Received: {flag}={str(path)!r}")
     if kind == "preset":
         try:
             import keras_hub  # noqa: F401
@@ -94,17 +104,6 @@ def _check(args: argparse.Namespace) -> tuple[str, str, Path, float, Any]:
     if calibration == "text" and kind != "preset":
         raise ValueError("Text calibration needs a KerasHub preset folder (for its tokenizer); "
                          f"use a .npz file for a .keras model. Received: model={args.model!r}")
-    if kind == "keras" and Path(args.output).suffix != ".keras":
-        raise ValueError(f"The output of a .keras model must end in .keras. "
-                         f"Received: output={args.output!r}")
-    report = Path(args.report or f"{args.output}.oneshot.json")
-    if not Path(args.output).resolve().parent.is_dir():
-        raise ValueError("The output's folder does not exist. "
-                         f"Received: output={args.output!r}")
-    for path in (Path(args.output), report):
-        if path.exists():
-            raise ValueError("Refusing to overwrite an existing path. "
-                             f"Received: output={str(path)!r}")
     return kind, calibration, report, sparsity, n_m
 
 
@@ -131,29 +130,15 @@ def _batches(args: argparse.Namespace, calibration: str, tokenizer: Any) -> list
 
 
 def _save(kind: str, model: Any, tokenizer: Any, output: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".oneshot-", dir=output.parent or "."))
-    try:
+    def save(tmp: Path) -> None:
         if kind == "keras":
-            model.save(tmp / "model.keras")
-            os.link(tmp / "model.keras", output)  # fails rather than replace an existing file
-        else:
-            model.save_to_preset(str(tmp / "preset"))
-            if tokenizer is not None:
-                tokenizer.save_to_preset(str(tmp / "preset"))
-            if output.exists():
-                raise FileExistsError(f"Refusing to overwrite. Received: output={str(output)!r}")
-            os.rename(tmp / "preset", output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            model.save(tmp)
+            return
+        model.save_to_preset(str(tmp))
+        if tokenizer is not None:
+            tokenizer.save_to_preset(str(tmp))
 
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    try:
-        os.link(tmp, path)
-    finally:
-        tmp.unlink()
+    save_atomic(output, save)
 
 
 def run_oneshot(args: argparse.Namespace) -> int:
@@ -161,21 +146,22 @@ def run_oneshot(args: argparse.Namespace) -> int:
     try:
         kind, calibration, report_path, sparsity, n_m = _check(args)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error("oneshot", exc)
         return 2
     from prunekit.oneshot.runner import prune_oneshot
 
     try:
         model, tokenizer = _load(kind, args.model, calibration)
     except Exception as exc:  # a corrupt or foreign file: report it, no traceback
-        print(f"error: Cannot load the model ({type(exc).__name__}: "
-              f"{str(exc).splitlines()[0] if str(exc) else ''}). Received: model={args.model!r}",
-              file=sys.stderr)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print_error("oneshot", f"Cannot load the model ({type(exc).__name__}: {first}); "
+                    "expected a Keras model file or a KerasHub preset folder. "
+                    f"Received: model={args.model!r}")
         return 2
     try:
         batches = _batches(args, calibration, tokenizer)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error("oneshot", exc)
         return 2
     start = time.perf_counter()
 
@@ -188,8 +174,13 @@ def run_oneshot(args: argparse.Namespace) -> int:
               f"{row.seconds:.2f} s")
     for path, reason in report.skipped.items():
         print(f"  skipped {path}: {reason}")
-    _save(kind, model, tokenizer, Path(args.output))
-    _write_json(report_path, report.to_dict())
+    try:
+        _save(kind, model, tokenizer, Path(args.output))
+        write_atomic(report_path, json.dumps(json_safe(report.to_dict()), indent=2) + "\n",
+                     overwrite=False)
+    except OSError as exc:  # the path was taken or the disk refused while pruning ran
+        print_error("oneshot", exc)
+        return 1
     print(f"{args.method} {report.target}: {len(report.layers)} layers in {report.seconds:.1f} s"
           f" -> {args.output} (report {report_path})")
     return 0

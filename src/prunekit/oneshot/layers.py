@@ -25,6 +25,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from prunekit import walk
+
 
 @dataclass(eq=False)
 class MatrixView:
@@ -158,7 +160,5 @@ def is_candidate(layer: Any) -> bool:
 
 
 def sublayers(block: Any) -> list[Any]:
-    """``block`` and every layer nested in it, each once."""
-    # keras internal: Layer._flatten_layers is the only recursive listing of nested layers
-    # (public Model.layers is one level deep and plain Layers have none).
-    return list(block._flatten_layers(include_self=True, recursive=True))
+    """``block`` and every layer nested in it, each once (:func:`prunekit.walk.all_layers`)."""
+    return walk.all_layers(block, include_self=True)
