@@ -1,10 +1,16 @@
-"""One-shot pruning of tiny KerasHub models built from config (skipped without keras-hub)."""
+"""One-shot pruning of tiny KerasHub models built from config.
+
+Skipped, saying so, where keras-hub is not installed: it is the optional ``hub`` extra, left out
+of ``test`` (it needs the full ``tensorflow``; ``make test`` installs it without that).
+"""
 
 import numpy as np
 import pytest
 from keras import ops
 
-keras_hub = pytest.importorskip("keras_hub")
+keras_hub = pytest.importorskip(
+    "keras_hub", reason="keras-hub is not installed: pip install 'prunekit[hub]' (or see "
+    "HUB_REQUIREMENTS in the Makefile) to run the KerasHub one-shot tests")
 
 from prunekit.oneshot import find_blocks, prune_oneshot  # noqa: E402
 
