@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import keras
+from keras import tree
 from keras.src.models.functional import Functional  # Not exported publicly.
 
 from prunekit import global_pruning, registry
@@ -107,7 +108,40 @@ def _prune_model(model: keras.Model, params: dict[str, Any], policy: Any,
             return layer
         return PruneLowMagnitude(layer, **params)
 
-    return keras.models.clone_model(model, clone_function=clone)
+    return _clone(model, clone)
+
+
+def _clone(model: keras.Model, clone_function: Any) -> keras.Model:
+    """``clone_model`` as tfmot's: same input layer names, and never compiled.
+
+    Keras names a clone's inputs after their tensors (``keras_tensor_3`` for an auto-named
+    ``Input``), so Functional inputs are recreated from their layers' configs; and Keras
+    compiles a clone of a compiled model with a fresh optimizer, while tfmot returns it
+    uncompiled (the model must be compiled again), so ``compiled`` is hidden for the clone.
+    """
+    inputs = _same_inputs(model) if isinstance(model, Functional) and not isinstance(
+        model, keras.Sequential) else None
+    compiled = model.compiled
+    model.compiled = False  # Read by clone_model only; restored below.
+    try:
+        return keras.models.clone_model(model, clone_function=clone_function,
+                                        input_tensors=inputs)
+    finally:
+        model.compiled = compiled
+
+
+def _same_inputs(model: keras.Model) -> Any:
+    """New ``Input`` tensors for ``model.input``, each from its ``InputLayer``'s config."""
+    layers = {id(layer.output): layer for layer in model.layers
+              if isinstance(layer, keras.layers.InputLayer)}
+
+    def recreate(tensor: Any) -> Any:
+        layer = layers.get(id(tensor))
+        if layer is None:
+            return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=tensor.name)
+        return keras.layers.InputLayer.from_config(layer.get_config()).output
+
+    return tree.map_structure(recreate, model.input)
 
 
 def prune_graph_model(model: keras.Model, params: dict[str, Any], policy: Any,
@@ -147,13 +181,21 @@ def prune_low_magnitude(
     :class:`~prunekit.UpdatePruningStep` callback, then call :func:`strip_pruning` to export.
 
     * A layer returns a ``PruneLowMagnitude`` wrapper (``kwargs`` go to the wrapper).
-    * A list returns a list of wrappers (existing wrappers are kept).
+    * A list returns a list of wrappers (existing wrappers are kept). A layer listed twice
+      gets one wrapper, returned at each of its positions.
     * A Sequential or Functional model returns a clone whose layers are wrapped (shared layers
-      once, nested models recursively); it shares weights with ``to_prune`` and must be
-      compiled again. ``pruned._prunekit_skipped`` lists the layers left unpruned by
-      ``skip_unsupported`` (a tuple of :class:`SkippedLayer`).
+      once, nested models recursively); it shares weights with ``to_prune``, has the same
+      input names, and is **not compiled**, whether ``to_prune`` was or not (as in tfmot):
+      compile it before training. ``pruned._prunekit_skipped`` lists the layers left unpruned
+      by ``skip_unsupported`` (a tuple of :class:`SkippedLayer`).
     * A subclassed model (built) is pruned **in place** and returned: its layer attributes
       become wrappers (see :mod:`prunekit.subclassed` for why); compile it again.
+
+    Already pruned layers (wrappers in a model or list, or a wrapper passed itself) are kept
+    as they are when they were pruned with the settings asked for now (as in tfmot). With
+    other settings -- say the model was pruned to 0.5 and now 0.9 is asked -- this raises
+    instead of silently keeping the old schedule: strip the model with
+    :func:`strip_pruning` first to prune it anew.
 
     Args:
         to_prune: Layer, list of layers, Sequential, Functional or (built) subclassed model.
@@ -167,14 +209,16 @@ def prune_low_magnitude(
             weights of the model (see :mod:`prunekit.global_pruning`).
         skip_unsupported: For models: leave layers prunekit cannot prune unwrapped, warn once
             and record them in ``_prunekit_skipped``, instead of raising.
-        **kwargs: Extra wrapper arguments (single layers only), e.g. ``input_shape``.
+        **kwargs: Extra wrapper arguments (single layers only), e.g. ``name``.
 
     Returns:
         The pruned layer, list or model.
 
     Raises:
-        ValueError: For a bad argument, an unsupported layer (named with its path) or an
-            object that is not a layer or model -- before anything is modified.
+        ValueError: For a bad argument, an unsupported layer (named with its path), a wrapper
+            pruned with other settings, or an object that is not a layer or model -- before
+            anything is modified.
+        TypeError: For keyword arguments given with a model or a list (tfmot ignores them).
 
     Example:
         >>> model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(4),
@@ -193,6 +237,15 @@ def prune_low_magnitude(
             f"PolynomialDecay). Received: {type(pruning_schedule).__name__}"
         )
     global_pruning.validate_pruning_scope(pruning_scope, block_size, sparsity_m_by_n)
+    _validate_policy(pruning_policy)
+    if kwargs and not (isinstance(to_prune, keras.layers.Layer)
+                       and not isinstance(to_prune, keras.Model)):
+        raise TypeError(
+            "prune_low_magnitude takes extra keyword arguments for a single layer only (they "
+            "go to its wrapper); for a model or a list they would be ignored. "
+            f"Received: {', '.join(f'{k}={v!r}' for k, v in kwargs.items())} with "
+            f"to_prune of type {type(to_prune).__name__}"
+        )
     params = {
         "pruning_schedule": pruning_schedule,
         "block_size": tuple(block_size),
@@ -200,6 +253,7 @@ def prune_low_magnitude(
         "sparsity_m_by_n": sparsity_m_by_n,
         "pruning_scope": pruning_scope,
     }
+    _check_already_pruned(to_prune, params)
     if isinstance(to_prune, list):
         return _prune_list(to_prune, params)
     if _is_graph_model(to_prune):
@@ -215,6 +269,47 @@ def prune_low_magnitude(
     raise ValueError(_TYPE_ERROR.format(name=type(to_prune).__name__))
 
 
+def _validate_policy(policy: Any) -> None:
+    if policy is None:
+        return
+    if not all(callable(getattr(policy, name, None))
+               for name in ("allow_pruning", "ensure_model_supports_pruning")):
+        raise ValueError(
+            "pruning_policy must be None or a prunekit.PruningPolicy (an object with "
+            "allow_pruning(layer) and ensure_model_supports_pruning(model)), e.g. "
+            f"PruneForLatencyOnXNNPack(). Received: pruning_policy={policy!r}"
+        )
+
+
+def _settings(wrapper: PruneLowMagnitude) -> dict[str, Any]:
+    return {"pruning_schedule": wrapper.pruning_schedule, "block_size": wrapper.block_size,
+            "block_pooling_type": wrapper.block_pooling_type,
+            "sparsity_m_by_n": wrapper.sparsity_m_by_n, "pruning_scope": wrapper.pruning_scope}
+
+
+def _check_already_pruned(to_prune: Any, params: dict[str, Any]) -> None:
+    """Refuse to keep wrappers whose settings differ from those asked for (see the docs)."""
+    if isinstance(to_prune, list):
+        found = [x for x in to_prune if isinstance(x, PruneLowMagnitude)]
+    elif isinstance(to_prune, keras.layers.Layer):
+        found = list(iter_wrappers(to_prune))
+    else:
+        return
+    asked = dict(params, block_size=tuple(params["block_size"]),
+                 sparsity_m_by_n=validate_m_by_n(params["sparsity_m_by_n"]))
+    for wrapper in found:
+        old = _settings(wrapper)
+        changed = {k: v for k, v in asked.items() if old[k] != v}
+        if changed:
+            differences = ", ".join(f"{k}={old[k]!r} (asked {v!r})" for k, v in changed.items())
+            raise ValueError(
+                f"'{wrapper.name}' is already pruned with other settings: {differences}. "
+                "prune_low_magnitude keeps existing wrappers as they are, so the new settings "
+                "would be silently ignored; call prunekit.strip_pruning(model) first to prune "
+                f"it anew. Received: to_prune containing '{wrapper.name}'. Nothing was changed."
+            )
+
+
 def _prune_list(layers: list[Any], params: dict[str, Any]) -> list[Any]:
     for i, layer in enumerate(layers):
         if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model):
@@ -223,6 +318,7 @@ def _prune_list(layers: list[Any], params: dict[str, Any]) -> list[Any]:
         if not isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)):
             if not registry.is_supported(layer):
                 raise registry.unsupported_layer_error(layer)
+    wrapped = {id(x.layer): x for x in layers if isinstance(x, PruneLowMagnitude)}
     result = []
     for layer in layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -230,8 +326,10 @@ def _prune_list(layers: list[Any], params: dict[str, Any]) -> list[Any]:
             result.append(layer)
         elif isinstance(layer, PruneLowMagnitude):
             result.append(layer)
-        else:
-            result.append(PruneLowMagnitude(layer, **params))
+        else:  # A layer listed twice (or with its wrapper) gets one wrapper.
+            if id(layer) not in wrapped:
+                wrapped[id(layer)] = PruneLowMagnitude(layer, **params)
+            result.append(wrapped[id(layer)])
     return result
 
 
@@ -302,7 +400,7 @@ def _strip(model: keras.Model) -> keras.Model:
             return inner
         return layer
 
-    return keras.models.clone_model(model, clone_function=unwrap)
+    return _clone(model, unwrap)
 
 
 @contextlib.contextmanager

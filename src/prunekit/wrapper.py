@@ -34,7 +34,8 @@ from keras.src.backend import get_stateless_scope  # Not exported publicly.
 from keras.src.utils.tracking import DotNotTrackScope  # Not exported publicly.
 
 from prunekit import _backend, global_pruning, masks, registry
-from prunekit.schedules import ConstantSparsity, PruningSchedule, deserialize_schedule
+from prunekit.schedules import (ConstantSparsity, PruningSchedule, deserialize_schedule,
+                                serialize_schedule)
 
 MISSING_CALLBACK_MESSAGE = (
     "Prune() wrapper requires the UpdatePruningStep callback to be provided during training. "
@@ -128,8 +129,10 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     The wrapper is called exactly like the layer it wraps -- several inputs and keyword
     arguments included (``MultiHeadAttention``'s ``query, value, key=None, ...``) -- and builds
-    it from all of them. When saved, it writes ``w * mask`` into the pruned weights first, so
-    checkpoints are exactly sparse whatever the callback order (tfmot's are not, tfmot#206).
+    it from all of them. When saved, it stores ``w * mask`` for the pruned weights without
+    changing them, so checkpoints are exactly sparse whatever the callback order (tfmot's are
+    not, tfmot#206) and taking them does not change training. ``pruning_step`` advances once
+    per training forward pass, however often the model calls the wrapper (tfmot: per call).
 
     Example:
         >>> wrapper = PruneLowMagnitude(keras.layers.Dense(3, name="d"))
@@ -177,6 +180,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.masks: list[Any] = []
         self.thresholds: list[Any] = []
         self._step_ready = False  # Set by UpdatePruningStep; see _check_callback.
+        self.failed_without_callback = False
+        self._pass_context: Any = None  # See _first_call_in_forward_pass.
         self.supports_masking = getattr(layer, "supports_masking", False)
         if getattr(layer, "_input_shape_arg", None) is not None:
             self._input_shape_arg = layer._input_shape_arg  # Lets Sequential build itself.
@@ -300,11 +305,30 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         if int(value) < 1:
             if traced:
                 _backend.reattach_jax_state()
+            self.failed_without_callback = True  # UpdatePruningStep then resets train_function.
             raise MissingCallbackError(
                 f"{MISSING_CALLBACK_MESSAGE} (layer '{self.name}' was called with "
                 f"training=True while its pruning_step was {int(value) - 1}; "
                 "UpdatePruningStep.on_train_begin sets it to 0.)"
             )
+
+    def _first_call_in_forward_pass(self) -> bool:
+        """True for the first call of this wrapper in each forward pass of the model.
+
+        A layer used twice in one model is called twice per training batch; the step must
+        advance once per batch (tfmot advances it per call, so such a layer's schedule ran
+        twice as fast). A forward pass is one call of the outermost layer (the model): Keras
+        creates one call context for it, shared by every layer it calls -- in eager mode and
+        while ``tf.function`` traces the training step alike. JAX's trainer runs the model's
+        ``call`` (not ``__call__``) inside one ``StatelessScope`` per step: that scope is then
+        the forward pass.
+        """
+        # keras internal: the CallContext, one per outermost __call__.
+        context = get_stateless_scope() or self._get_call_context()
+        if context is self._pass_context:
+            return False
+        self._pass_context = context
+        return True
 
     def apply_masks(self) -> None:
         """Write ``w * mask`` into every pruned weight (makes the stored weights sparse)."""
@@ -312,21 +336,22 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             weight.assign(ops.multiply(weight.value, ops.cast(mask.value, weight.dtype)))
 
     def save_own_variables(self, store: Any) -> None:
-        """Save mask, threshold and step -- after making the pruned weights exactly sparse.
+        """Save mask, threshold and step; the inner layer's pruned weights are saved masked.
 
-        Keras saves a layer's own variables before its sub-layers, so the inner layer's weights
-        reach the file as ``w * mask``: every checkpoint (``ModelCheckpoint``, ``model.save``,
-        ``save_weights``, at epoch end or after N batches) is exactly sparse. The forward pass
-        already uses ``w * mask``, so this changes no prediction; it only zeroes what pruned
-        weights gained since the last mask update, as ``UpdatePruningStep`` does at epoch end.
+        Keras saves a layer's own variables before its sub-layers. This saves the wrapper's
+        state and arranges for the layers owning the pruned weights, saved next, to write
+        ``w * mask`` in their place: every checkpoint (``ModelCheckpoint``, ``model.save``,
+        ``save_weights``, at epoch end or after N batches) is exactly sparse, and the live
+        weights are left untouched, so saving never changes how training goes on.
         """
-        if self.built:
-            self.apply_masks()
         super().save_own_variables(store)
+        if self.built and self.prunable_weights:
+            _save_masked_on_next_save(self.layer, dict(zip(
+                (id(w) for w in self.prunable_weights), self.masks)))
 
     # ----------------------------------------------------------------------------- call
     def call(self, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
-        if training:
+        if training and self._first_call_in_forward_pass():
             new_step = ops.add(self.pruning_step.value, 1)
             self._check_callback(new_step)
             self.pruning_step.assign(new_step)
@@ -374,7 +399,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({
-            "pruning_schedule": keras.saving.serialize_keras_object(self.pruning_schedule),
+            "pruning_schedule": serialize_schedule(self.pruning_schedule),
             "block_size": list(self.block_size),
             "block_pooling_type": self.block_pooling_type,
             "sparsity_m_by_n": list(self.sparsity_m_by_n) if self.sparsity_m_by_n else None,
@@ -387,5 +412,68 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         config = dict(config)
         layer = keras.saving.deserialize_keras_object(config.pop("layer"),
                                                       custom_objects=custom_objects)
-        config["pruning_schedule"] = deserialize_schedule(config["pruning_schedule"])
+        config["pruning_schedule"] = deserialize_schedule(config["pruning_schedule"],
+                                                          custom_objects)
         return cls(layer, **config)
+
+
+class _MaskedStore:
+    """A weights store that writes ``w * mask`` for the pruned variables it is given."""
+
+    def __init__(self, store: Any, masks_by_id: dict[int, Any]) -> None:
+        self._store = store
+        self._masks_by_id = masks_by_id
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        mask = self._masks_by_id.get(id(value))
+        if mask is not None:
+            with _backend.full_precision_scope():
+                value = ops.multiply(value.value, ops.cast(mask.value, value.dtype))
+        self._store[key] = value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class _MaskedSave:
+    """A one-shot ``save_own_variables`` for a layer owning pruned weights.
+
+    Installed on the layer instance by the wrapper's ``save_own_variables``; on the layer's
+    own save, which follows, it removes itself and runs the layer's usual saving through a
+    :class:`_MaskedStore`. Nothing is assigned to any variable.
+    """
+
+    def __init__(self, owner: Any, masks_by_id: dict[int, Any], previous: Any) -> None:
+        self.owner, self.masks_by_id, self.previous = owner, masks_by_id, previous
+
+    def __call__(self, store: Any) -> None:
+        self.restore()
+        self.owner.save_own_variables(_MaskedStore(store, self.masks_by_id))
+
+    def restore(self) -> None:
+        if self.previous is None:
+            self.owner.__dict__.pop("save_own_variables", None)
+        else:
+            self.owner.__dict__["save_own_variables"] = self.previous
+
+
+def _save_masked_on_next_save(layer: Any, masks_by_id: dict[int, Any]) -> None:
+    """Make the next save of each layer that owns a pruned variable write it masked.
+
+    Keras's saving (``keras.src.saving.saving_lib._save_state``) calls a layer's
+    ``save_own_variables(store)`` with its own variables, then visits its sub-layers; the
+    wrapper's inner layer comes right after the wrapper. The layers are patched per instance
+    and each patch removes itself when used.
+    """
+    # keras internal: _flatten_layers and the per-layer variable lists say which layer
+    # saves (owns) each variable.
+    for owner in layer._flatten_layers(include_self=True, recursive=True):
+        own = {id(v) for v in owner._trainable_variables + owner._non_trainable_variables}
+        owned = {i: m for i, m in masks_by_id.items() if i in own}
+        if not owned:
+            continue
+        previous = owner.__dict__.get("save_own_variables")
+        if isinstance(previous, _MaskedSave):  # Left by a save that failed midway.
+            previous = previous.previous
+        # Set in the instance __dict__: bypasses Keras's attribute tracking.
+        owner.__dict__["save_own_variables"] = _MaskedSave(owner, owned, previous)
