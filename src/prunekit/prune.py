@@ -189,7 +189,7 @@ def prune_low_magnitude(
       compile it before training. ``pruned._prunekit_skipped`` lists the layers left unpruned
       by ``skip_unsupported`` (a tuple of :class:`SkippedLayer`).
     * A subclassed model (built) is pruned **in place** and returned: its layer attributes
-      become wrappers (see :mod:`prunekit.subclassed` for why); compile it again.
+      become wrappers (see :mod:`prunekit.subclassed` for why); it keeps its compilation.
 
     Already pruned layers (wrappers in a model or list, or a wrapper passed itself) are kept
     as they are when they were pruned with the settings asked for now (as in tfmot). With
