@@ -88,9 +88,9 @@ class UpdatePruningStep(keras.callbacks.Callback):
 
 def _retry_after_missing_callback(model: Any, wrappers: list[Any]) -> None:
     """Recompile the training function that a missing callback made fail while tracing."""
-    failed = [w for w in wrappers if getattr(w, "failed_without_callback", False)]
+    failed = [w for w in wrappers if getattr(w, "_failed_without_callback", False)]
     for wrapper in failed:
-        wrapper.failed_without_callback = False
+        wrapper._failed_without_callback = False
     if failed and getattr(model, "train_function", None) is not None:
         model.make_train_function(force=True)
 

@@ -26,6 +26,7 @@ mask updates and are reset at every epoch end (``UpdatePruningStep``) and by ``s
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any
 
 import keras
@@ -180,7 +181,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.masks: list[Any] = []
         self.thresholds: list[Any] = []
         self._step_ready = False  # Set by UpdatePruningStep; see _check_callback.
-        self.failed_without_callback = False
+        self._failed_without_callback = False
         self._pass_context: Any = None  # See _first_call_in_forward_pass.
         self.supports_masking = getattr(layer, "supports_masking", False)
         if getattr(layer, "_input_shape_arg", None) is not None:
@@ -305,7 +306,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         if int(value) < 1:
             if traced:
                 _backend.reattach_jax_state()
-            self.failed_without_callback = True  # UpdatePruningStep then resets train_function.
+            self._failed_without_callback = True  # UpdatePruningStep then resets train_function.
             raise MissingCallbackError(
                 f"{MISSING_CALLBACK_MESSAGE} (layer '{self.name}' was called with "
                 f"training=True while its pruning_step was {int(value) - 1}; "
@@ -325,9 +326,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         """
         # keras internal: the CallContext, one per outermost __call__.
         context = get_stateless_scope() or self._get_call_context()
-        if context is self._pass_context:
+        if self._pass_context is not None and self._pass_context() is context:
             return False
-        self._pass_context = context
+        self._pass_context = weakref.ref(context)  # Do not keep a finished trace alive.
         return True
 
     def apply_masks(self) -> None:
