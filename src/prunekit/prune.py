@@ -122,6 +122,7 @@ def _clone(model: keras.Model, clone_function: Any) -> keras.Model:
     inputs = _same_inputs(model) if isinstance(model, Functional) and not isinstance(
         model, keras.Sequential) else None
     compiled = model.compiled
+    # keras internal: clone_model compiles the clone when `model.compiled` is True.
     model.compiled = False  # Read by clone_model only; restored below.
     try:
         return keras.models.clone_model(model, clone_function=clone_function,
