@@ -52,6 +52,11 @@ from keras.src.ops.numpy import Add as AddOp
 from keras.src.ops.numpy import Multiply as MultiplyOp
 from keras.src.ops.numpy import Subtract as SubtractOp
 
+# Why: pruned weights are saved masked by patching the owning layer's `save_own_variables` for
+# one save; that relies on `saving_lib._save_state` saving a layer before its sub-layers. Only
+# the check in REQUIRED reads it.
+from keras.src.saving import saving_lib
+
 CHECKED_VERSIONS = ("3.15.1",)
 ELEMENTWISE_OPS = (AddOp, SubtractOp, MultiplyOp)
 
@@ -201,6 +206,34 @@ def reattach_jax_state() -> None:
         frame = frame.f_back
 
 
+def forward_pass_context(layer: Any) -> Any:
+    """An object that identifies the forward pass ``layer`` is being called in.
+
+    Why: a layer used twice in a model must advance its pruning step once per training batch.
+    Keras creates one call context per outermost ``__call__`` (``Layer._get_call_context``),
+    shared by every layer it calls; JAX's trainer calls the model's ``call`` inside one
+    ``StatelessScope`` per step instead, so that scope, when present, is the forward pass.
+    """
+    return get_stateless_scope() or layer._get_call_context()
+
+
+def clone_model_uncompiled(model: Any, clone_function: Callable[[Any], Any],
+                           input_tensors: Any = None) -> Any:
+    """``keras.models.clone_model``, never compiling the clone (tfmot returns clones uncompiled).
+
+    Why: ``clone_model`` compiles the clone of a compiled model, with a fresh optimizer, when it
+    reads ``model.compiled`` as True; no argument turns that off, so the flag is hidden from it
+    for the call and restored afterwards (the model itself is not changed).
+    """
+    compiled = model.compiled
+    model.compiled = False
+    try:
+        return keras.models.clone_model(model, clone_function=clone_function,
+                                        input_tensors=input_tensors)
+    finally:
+        model.compiled = compiled
+
+
 # --------------------------------------------------------------------------- the checks
 @dataclasses.dataclass(frozen=True)
 class Internal:
@@ -276,6 +309,14 @@ REQUIRED: tuple[Internal, ...] = (
              or isinstance(getattr(_layer(), "_modules", None), dict)),
     Internal("Variable._direct_assign", "re-attaching JAX training state after an error",
              _has(lambda: keras.Variable(1.0), "_direct_assign")),
+    Internal("Layer._get_call_context", "one pruning step per forward pass",
+             _has(_layer, "_get_call_context")),
+    Internal("saving: a layer's save_own_variables runs before its sub-layers'",
+             "checkpoints written masked without touching the live weights",
+             lambda: "save_own_variables" in inspect.getsource(
+                 saving_lib._save_state)),
+    Internal("clone_model reads `model.compiled`", "pruned and stripped clones left uncompiled",
+             lambda: "compiled" in inspect.getsource(keras.models.clone_model)),
     Internal("JAX Trainer.fit's local `state`", "re-attaching JAX training state after an error",
              lambda: keras.backend.backend() != "jax" or "state" in inspect.getsource(
                  type(keras.Model()).fit)),
