@@ -2,7 +2,8 @@
 
 A file's architecture is a Keras config, and deserializing a Keras config looks up classes
 and functions by name and runs their constructors and ``build``. So before Keras sees it, the
-JSON is bounded (:data:`MAX_ARCHITECTURE_BYTES`, :data:`MAX_NESTING`, :data:`MAX_OBJECTS`) and
+JSON is bounded (:data:`MAX_ARCHITECTURE_BYTES`, :data:`MAX_CONTAINERS`, :data:`MAX_NESTING`,
+:data:`MAX_OBJECTS`) and
 checked against an allow-list of what the writer produces: a Sequential or Functional model
 (or a registered custom model), public ``keras.layers`` classes, Keras initializers,
 regularizers, constraints and dtype policies, ``keras.ops`` operations of a Functional graph,
@@ -28,8 +29,9 @@ import keras
 
 from prunekit.export.container import PkzFormatError
 
-MAX_ARCHITECTURE_BYTES = 16 << 20  # decompressed JSON
+MAX_ARCHITECTURE_BYTES = 4 << 20  # decompressed JSON (Python objects take ~10x as much)
 MAX_NESTING = 64  # JSON arrays and objects inside each other
+MAX_CONTAINERS = 200_000  # JSON arrays and objects, counted (by brackets) before parsing
 MAX_OBJECTS = 50_000  # serialized objects: layers, initializers, graph nodes...
 MAX_EXTRA_ELEMENTS = 1 << 20  # elements of variables outside model.weights (seed states)
 
@@ -86,8 +88,11 @@ def parse_architecture(data: bytes) -> dict:
     """
     if len(data) > MAX_ARCHITECTURE_BYTES:
         raise _fail(f"is {len(data)} bytes; at most {MAX_ARCHITECTURE_BYTES} are read.")
+    data = bytes(data)
+    if data.count(b"{") + data.count(b"[") > MAX_CONTAINERS:
+        raise _fail(f"holds more than {MAX_CONTAINERS} JSON arrays and objects.")
     try:
-        config = json.loads(bytes(data).decode("utf-8"))
+        config = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise _fail(f"is not UTF-8 text (byte {err.start}).") from None
     except RecursionError:

@@ -484,20 +484,21 @@ def read_tensor(record: TensorRecord, streams: StreamReader) -> np.ndarray:
         raw = streams.take("raw", size * dtype.itemsize)
         if dtype == np.bool_ and np.any(raw > 1):
             raise PkzFormatError("Corrupted file: a bool tensor holds bytes other than 0 and 1.")
-        return np.frombuffer(raw.tobytes(), dtype).reshape(shape)
+        return np.frombuffer(raw, dtype).reshape(shape).copy()
     scales = None
     if fmt == "i8":
         scale_type = np.dtype(np.float32 if flags & _F32_SCALES_FLAG else np.float16)
         stream = "f32" if flags & _F32_SCALES_FLAG else "f16"
         raw = streams.take(stream, shape[-1] * scale_type.itemsize)
-        scales = np.frombuffer(raw.tobytes(), scale_type)
+        scales = np.frombuffer(raw, scale_type)
     if record.layout == LAYOUT_DENSE:
-        flat = np.frombuffer(streams.take(fmt, size * dtype.itemsize).tobytes(), dtype).copy()
+        flat = np.frombuffer(streams.take(fmt, size * dtype.itemsize), dtype)
     else:
         flat = _read_sparse(record, streams)
     if fmt == "i8" and np.any(flat == -128):
         raise PkzFormatError("Corrupted file: an int8 value is -128 (the writer uses -127..127).")
-    return quantize.from_storage(fmt, from_channel_major(flat, shape), scales)
+    out = quantize.from_storage(fmt, from_channel_major(flat, shape), scales)
+    return out if out.flags.writeable else out.copy()  # never a view of the stream bytes
 
 
 def _read_sparse(record: TensorRecord, streams: StreamReader) -> np.ndarray:
@@ -511,8 +512,7 @@ def _read_sparse(record: TensorRecord, streams: StreamReader) -> np.ndarray:
             raise PkzFormatError("Corrupted file: a zero-sign list has no negative zero.")
         flat[~mask] = np.where(signs, -0.0, 0.0)
     offsets = streams.take("i8", shape[-1]) if flags & _OFFSETS_FLAG else None
-    values = np.frombuffer(streams.take(record.fmt, nnz * record.dtype.itemsize).tobytes(),
-                           record.dtype)
+    values = np.frombuffer(streams.take(record.fmt, nnz * record.dtype.itemsize), record.dtype)
     if offsets is not None:
         channel = np.nonzero(mask.reshape(shape[-1], -1))[0]
         magnitude = np.abs(values.astype(np.int16)) + offsets[channel]
