@@ -417,7 +417,15 @@ def _fn(module: str, name: str) -> dict:
     return {"module": module, "class_name": "function", "config": name, "registered_name": name}
 
 
+@keras.saving.register_keras_serializable(package="pkz_hostile_test")
+def double(x):
+    return 2 * x
+
+
 ARCH_CASES = {
+    "set_floatx behind a registered name": _with_activation(
+        {"module": "keras.config", "class_name": "function", "config": "set_floatx",
+         "registered_name": "pkz_hostile_test>double"}),
     "not UTF-8": b'{"a": "\xff"}',
     "not JSON": b'{"module": ',
     "deeply nested JSON": b"[" * 100_000 + b"]" * 100_000,
@@ -500,11 +508,13 @@ class Scale(keras.layers.Layer):
 def test_registered_layer_and_ops_nodes_still_load():
     inp = keras.Input((4,))
     x = keras.layers.Dense(3)(inp)
+    x = keras.layers.Dense(3, activation=double)(x)  # a registered function
     out = Scale()(keras.ops.relu(x) + x)  # keras.ops nodes in the Functional graph
     model = keras.Model(inp, out)
     model.weights[-1].assign(np.array([1.0, 2.0, 3.0], np.float32))
     back = _try(encode_model(model).data, "registered layer and ops nodes")
     assert isinstance(back, keras.Model)
+    assert back.layers[2].activation is double
     x = np.random.default_rng(3).normal(size=(5, 4)).astype(np.float32)
     np.testing.assert_array_equal(model.predict(x, verbose=0), back.predict(x, verbose=0))
 

@@ -160,8 +160,7 @@ class _Checker:
 
     def function(self, obj: dict) -> None:
         fn = obj.get("config")
-        registered = obj.get("registered_name")
-        if isinstance(registered, str) and self.is_custom(registered):
+        if isinstance(fn, str) and self.is_custom(fn):  # Keras looks functions up by config
             return
         if obj.get("module") in ("keras.activations", "builtins") and fn in _public_names(
             keras.activations
