@@ -52,6 +52,11 @@ _OPS_MODULES = frozenset(
     {"keras.src.ops.core", "keras.src.ops.einops", "keras.src.ops.image", "keras.src.ops.linalg",
      "keras.src.ops.math", "keras.src.ops.nn", "keras.src.ops.numpy"}
 )
+_OBJECT_MODULES = {
+    "keras.initializers": (keras.initializers, keras.initializers.Initializer),
+    "keras.regularizers": (keras.regularizers, keras.regularizers.Regularizer),
+    "keras.constraints": (keras.constraints, keras.constraints.Constraint),
+}
 _NAMED_KINDS = {  # config keys whose string values Keras resolves by name
     "activation": keras.activations,
     "initializer": keras.initializers,
@@ -62,6 +67,12 @@ _NAMED_KINDS = {  # config keys whose string values Keras resolves by name
 
 def _fail(problem: str) -> PkzFormatError:
     return PkzFormatError(f"Corrupted file: the architecture section {problem}")
+
+
+def _show(value: Any) -> str:
+    """A file-chosen value for a message: its repr, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _public_names(module: Any) -> frozenset[str]:
@@ -115,7 +126,7 @@ class _Checker:
             raise _fail("is not a serialized Keras model.")
         cls = self.resolve_class(config)
         if not (isinstance(cls, type) and issubclass(cls, keras.Model)):
-            raise _fail(f"describes a {config.get('class_name')!r}, not a model.")
+            raise _fail(f"describes a {_show(config.get('class_name'))}, not a model.")
         self.walk(config, 1)
 
     def walk(self, value: Any, depth: int) -> None:
@@ -137,7 +148,7 @@ class _Checker:
             raise _fail(f"holds more than {MAX_OBJECTS} serialized objects.")
         unknown = set(obj) - _OBJECT_KEYS
         if unknown:
-            raise _fail(f"has unexpected keys {sorted(unknown)} in a serialized object.")
+            raise _fail(f"has unexpected keys {_show(sorted(unknown))} in a serialized object.")
         obj.pop("compile_config", None)
         name = obj["class_name"]
         if not isinstance(name, str) or not isinstance(obj.get("module", ""), (str, type(None))):
@@ -153,7 +164,7 @@ class _Checker:
         else:
             self.resolve_class(obj)
             if not isinstance(config, dict):
-                raise _fail(f"gives {name!r} a config that is not a JSON object.")
+                raise _fail(f"gives {_show(name)} a config that is not a JSON object.")
             self.named_values(config)
         for key in ("config", "build_config", "inbound_nodes"):
             self.walk(obj.get(key), depth + 1)
@@ -167,8 +178,8 @@ class _Checker:
         ):
             return
         raise _fail(
-            f"names the function {obj.get('module')}.{fn}; only Keras activations and "
-            "registered functions are accepted."
+            f"names the function {_show(fn)} of module {_show(obj.get('module'))}; only Keras "
+            "activations and registered functions are accepted."
         )
 
     def is_custom(self, registered: str) -> bool:
@@ -186,19 +197,17 @@ class _Checker:
             cls = _subclass(getattr(keras, name, None), (keras.Model, keras.DTypePolicy))
         elif (module, name) == ("keras.src.models.functional", "Functional"):
             cls = keras.Model
-        elif module in ("keras.initializers", "keras.regularizers", "keras.constraints"):
-            base = {"keras.initializers": keras.initializers.Initializer,
-                    "keras.regularizers": keras.regularizers.Regularizer,
-                    "keras.constraints": keras.constraints.Constraint}[module]
-            cls = _subclass(getattr(sys.modules[module], name, None), base)
+        elif module in _OBJECT_MODULES:
+            public, base = _OBJECT_MODULES[module]
+            cls = _subclass(getattr(public, name, None), base)
         elif module in _OPS_MODULES and module in sys.modules:
             op = _subclass(vars(sys.modules[module]).get(name), keras.Operation)
             cls = None if op is None or issubclass(op, keras.layers.Layer) else op
         if cls is None:
             raise _fail(
-                f"names {module}.{name} (registered as {registered!r}), which is not a Keras "
-                "model, layer, operation, initializer, regularizer, constraint or dtype policy, "
-                "nor a registered class."
+                f"names class {_show(name)} of module {_show(module)} (registered as "
+                f"{_show(registered)}), which is not a Keras model, layer, operation, "
+                "initializer, regularizer, constraint or dtype policy, nor a registered class."
             )
         return cls
 
@@ -209,7 +218,8 @@ class _Checker:
                 continue
             for suffix, module in _NAMED_KINDS.items():
                 if key.endswith(suffix) and value not in _public_names(module):
-                    raise _fail(f"sets {key}={value!r}, which is not a Keras {suffix}.")
+                    raise _fail(f"sets {_show(key)} to {_show(value)}, which is not a Keras "
+                                f"{suffix}.")
 
 
 def _subclass(obj: Any, base: type | tuple[type, ...]) -> type | None:
@@ -246,6 +256,11 @@ def build_shape_only(config: dict) -> tuple[keras.Model, list[keras.Variable]]:
         with keras.StatelessScope(initialize_variables=False):
             model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     except Exception as err:  # noqa: BLE001 -- any failure of Keras on a config is the file's
+        for _ in range(8):  # Keras re-raises a layer's error as a vaguer one: show the first
+            cause = err.__cause__ or err.__context__
+            if cause is None:
+                break
+            err = cause
         message = " ".join(str(err).split())
         raise _fail(
             f"does not describe a model Keras can build ({type(err).__name__}: "

@@ -303,7 +303,7 @@ def read_table(table: bytes, expected: int | None = None) -> list[TensorRecord]:
         >>> read_table(write_uvarint(1) + rec)[0].shape
         (3, 3)
     """
-    count, pos = read_uvarint(table, 0, "the tensor count")
+    count, pos = read_uvarint(table, 0, "the count of the tensor table")
     if count > MAX_TENSORS or 2 * count > len(table) - pos:
         raise PkzFormatError(
             f"Corrupted file: the tensor table declares {count} tensors in {len(table)} bytes "
@@ -324,7 +324,7 @@ def read_table(table: bytes, expected: int | None = None) -> list[TensorRecord]:
 
 
 def _parse_record(table: bytes, pos: int, index: int) -> tuple[TensorRecord, int]:
-    where = f"tensor record {index}"
+    where = f"record {index} of the tensor table"
     if pos + 2 > len(table):
         raise PkzFormatError("Corrupted file: the tensor table is shorter than its count.")
     flags, ndim = table[pos], table[pos + 1]
