@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from prunekit.export import architecture_check, container, tensors
+from prunekit.export import architecture_check, container, tensor_table, tensors
 from prunekit.export.architecture import architecture_json
 from prunekit.export.container import PkzFormatError
 
@@ -182,19 +182,20 @@ def decode_model(data: bytes) -> keras.Model:
     model, created = architecture_check.build_shape_only(config)
     variables = model.weights
     table_section = sections[SECTION_TENSORS]
-    most = 16 + _MAX_RECORD_BYTES * min(len(variables), tensors.MAX_TENSORS)
+    most = 16 + _MAX_RECORD_BYTES * min(len(variables), tensor_table.MAX_TENSORS)
     if table_section.raw_len > most:
         raise PkzFormatError(
             f"Corrupted file: the tensor table declares {table_section.raw_len} bytes; "
             f"{len(variables)} weights take at most {most}."
         )
-    records = tensors.read_table(_expand(table_section), len(variables))
+    records = tensor_table.read_table(_expand(table_section), len(variables))
     for variable, record in zip(variables, records):
         _check_fits(variable, record)
-    reader = tensors.StreamReader(_expand_streams(sections, tensors.stream_lengths(records)))
+    needs = tensor_table.stream_lengths(records)
+    reader = tensor_table.StreamReader(_expand_streams(sections, needs))
     filled = set()
     for variable, record in zip(variables, records):
-        architecture_check.fill_variable(variable, tensors.read_tensor(record, reader))
+        architecture_check.fill_variable(variable, tensor_table.read_tensor(record, reader))
         filled.add(id(variable))
     reader.check_consumed()
     architecture_check.initialize_rest([v for v in created if id(v) not in filled])
@@ -209,7 +210,7 @@ def _expand(section: container.Section) -> bytes:
     return container.decompress(section.codec, section.payload, section.raw_len, section.name)
 
 
-def _check_fits(variable: keras.Variable, record: tensors.TensorRecord) -> None:
+def _check_fits(variable: keras.Variable, record: tensor_table.TensorRecord) -> None:
     """The record must have the variable's shape, and float32 formats only for float32."""
     dtype = keras.backend.standardize_dtype(variable.dtype)
     stored = "float32" if record.fmt != "raw" else record.dtype.name
