@@ -219,12 +219,6 @@ def _repack(sections: list[list]) -> bytes:
     return _file(*(_frame(kind, data, codec) for kind, codec, data in sections))
 
 
-def _with(blob: bytes, kind: int, data: bytes) -> bytes:
-    """``blob`` with section ``kind`` replaced by ``data`` (stored, no shuffle)."""
-    sections = _sections(blob)
-    return _repack([[k, 0, data] if k == kind else [k, c, d] for k, c, d in sections])
-
-
 def _valid_parts() -> tuple[bytes, bytes]:
     """Architecture and a matching table for Dense(3) on 4 inputs, all zeros (no streams)."""
     return _arch(), _table(_record(0, (4, 3), 2, nnz=0), _record(0, (3,), 2, nnz=0))
@@ -580,7 +574,3 @@ def test_random_bit_flips_behind_valid_checksums(valid_file):
         if not isinstance(result, PkzFormatError):  # a value or a name changed: still a model
             assert [tuple(w.shape) for w in result.weights] == [
                 tuple(w.shape) for w in reference.weights]
-
-
-def test_stats_counted():
-    assert STATS["inputs"] > 0
