@@ -175,9 +175,11 @@ def _dense_config(inputs: int, units: int) -> dict:
 
 
 def _record(fmt: int, shape: tuple[int, ...], layout: int = 0, extra: int = 0, nnz=None,
-            dtype: bytes = b"") -> bytes:
+            dtype: bytes = b"", nm: tuple[int, int, int] | None = None) -> bytes:
     out = bytes([fmt << 2 | layout | extra, len(shape)]) + b"".join(_uvarint(d) for d in shape)
-    if layout:
+    if layout == 3:
+        out += bytes(nm)  # n, m, split
+    elif layout:
         out += _uvarint(nnz)
     if fmt == 3:
         out += bytes([len(dtype)]) + dtype
@@ -326,7 +328,16 @@ TABLE_CASES = {
     "empty int8 record": (_record(2, (0, 3)), BIAS),
     "dimension of 2^64": (_record(0, (1 << 64, 3)), BIAS),
     "dimension of 2^63": (_record(0, (1 << 63, 3), 2, nnz=0), BIAS),
-    "layout 3": (bytes([3, 2, 4, 3]), BIAS),
+    "N:M without its parameters": (bytes([3, 2, 4, 3]), BIAS),
+    "N:M with m = 3": (_record(0, (4, 3), 3, nm=(1, 3, 1)), BIAS),
+    "N:M with m = 16": (_record(0, (4, 3), 3, nm=(2, 16, 1)), BIAS),
+    "N:M with n = 0": (_record(0, (4, 3), 3, nm=(0, 4, 1)), BIAS),
+    "N:M with n = m": (_record(0, (4, 3), 3, nm=(4, 4, 1)), BIAS),
+    "N:M split 0": (_record(0, (4, 3), 3, nm=(2, 4, 0)), BIAS),
+    "N:M split past the axes": (_record(0, (4, 3), 3, nm=(2, 4, 2)), BIAS),
+    "N:M groups not tiling K": (_record(0, (4, 3), 3, nm=(2, 8, 1)), BIAS),
+    "N:M on a raw tensor": (_record(3, (4, 3), 3, nm=(2, 4, 1), dtype=b"int32"), BIAS),
+    "N:M on a vector": (_record(0, (4, 3), 2, nnz=0), _record(0, (3,), 3, nm=(1, 4, 0))),
     "format 5": (bytes([5 << 2, 2, 4, 3]), BIAS),
     "zerosign on a dense tensor": (_record(0, (4, 3), extra=0x20), BIAS),
     "offsets on f16": (_record(1, (4, 3), 1, extra=0x80, nnz=1), BIAS),
@@ -368,6 +379,39 @@ def test_index_deltas_that_wrap_or_overflow():
         blob = _file(_frame(ARCH, arch), _frame(TABLE, _table(two_nnz, bias)),
                      _frame(PATTERN, pattern), values)
         _reject(blob, r"index|pattern|integer", label)
+
+
+# 2:4 codes of a (4, 3) kernel, one group per column, in itertools.combinations order:
+# 0 (rows 0, 1), 5 (rows 2, 3), 2 (rows 0, 3); packed as 0 + 5 * 6 + 2 * 36 = 102 in one byte
+# (6^3 - 1 = 215 < 2^8). Six slots, read in output-channel-major order.
+TWO_FOUR = _record(0, (4, 3), 3, nm=(2, 4, 1))
+
+
+def test_crafted_two_four_file_loads():
+    values = np.arange(1, 7, dtype=np.float32)
+    blob = _table_case(TWO_FOUR, BIAS, streams=(_frame(PATTERN, bytes([102])),
+                                                _frame(F32, values.tobytes())))
+    model = _try(blob, "crafted 2:4 kernel")
+    expected = np.array([[1, 0, 5], [2, 0, 0], [0, 3, 0], [0, 4, 6]], np.float32)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.weights[0]), expected)
+
+
+def test_hostile_two_four_streams():
+    six = _frame(F32, np.ones(6, np.float32).tobytes())
+    int8_two_four = _record(2, (4, 3), 3, extra=0x80, nm=(2, 4, 1))  # with channel offsets
+    for label, (record, streams, match) in {
+        "code 216 (6^3)": (TWO_FOUR, (_frame(PATTERN, bytes([216])), six), "out of range"),
+        "code 255": (TWO_FOUR, (_frame(PATTERN, bytes([255])), six), "out of range"),
+        "two pattern bytes": (TWO_FOUR, (_frame(PATTERN, bytes([102, 0])), six),
+                              "pattern stream holds 2 bytes"),
+        "no pattern stream": (TWO_FOUR, (six,), "pattern stream holds 0 bytes"),
+        "five values for six slots": (
+            TWO_FOUR, (_frame(PATTERN, bytes([102])), _frame(F32, bytes(20))), "f32 stream"),
+        "int8 offsets over a zero slot": (
+            int8_two_four, (_frame(PATTERN, bytes([102])), _frame(F16, bytes(6)),
+                            _frame(I8, bytes([0, 0, 0, 1, 0, 1, 1, 1, 1]))), "offset"),
+    }.items():
+        _reject(_table_case(record, BIAS, streams=streams), match, label)
 
 
 def test_end_section_must_be_empty():
@@ -536,8 +580,20 @@ def test_loading_takes_memory_proportional_to_the_model():
 # ------------------------------------------------------------------ fuzzing
 
 
-@pytest.fixture(scope="module", params=["float32", "int8"])
+def _two_four_model() -> keras.Model:
+    """Dense(8) on 8 inputs with a 2:4 kernel (stored in the N:M layout), then Dense(2)."""
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8), keras.layers.Dense(2)])
+    kernel = np.asarray(keras.ops.convert_to_numpy(model.weights[0]))
+    kernel.reshape(2, 4, 8)[:, :2] = 0.0  # rows 0, 1 and 4, 5 of every column
+    model.weights[0].assign(kernel)
+    assert encode_model(model).tensors[0].layout == "n:m"
+    return model
+
+
+@pytest.fixture(scope="module", params=["float32", "int8", "int8 2:4"])
 def valid_file(request) -> bytes:
+    if request.param == "int8 2:4":
+        return encode_model(_two_four_model(), "int8").data
     return encode_model(_model(), request.param).data
 
 

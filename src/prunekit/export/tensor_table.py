@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from prunekit.export import quantize
+from prunekit.export import nm_patterns, quantize
 from prunekit.export.container import PkzFormatError, read_uvarint, write_uvarint
 from prunekit.export.tensors import (
     _F32_SCALES_FLAG,
@@ -25,7 +25,9 @@ from prunekit.export.tensors import (
     LAYOUT_DELTA,
     LAYOUT_DENSE,
     LAYOUT_NAMES,
+    LAYOUT_NM,
     STREAMS,
+    channel_major,
     decode_varints,
     from_channel_major,
 )
@@ -48,12 +50,13 @@ class TensorRecord:
     flags: int
     fmt: str
     shape: tuple[int, ...]
-    nnz: int
+    nnz: int  # values stored: nonzeros, or the slots of an N:M layout
     dtype: np.dtype
+    n_m: tuple[int, int, int] | None = None  # (n, m, split) of an N:M layout
 
     @property
     def layout(self) -> int:
-        """``LAYOUT_DENSE``, ``LAYOUT_BITMASK`` or ``LAYOUT_DELTA``."""
+        """``LAYOUT_DENSE``, ``LAYOUT_BITMASK``, ``LAYOUT_DELTA`` or ``LAYOUT_NM``."""
         return self.flags & 0x03
 
     @property
@@ -67,7 +70,8 @@ def read_table(table: bytes, expected: int | None = None) -> list[TensorRecord]:
 
     Only records the writer produces are accepted: a known layout and value format, flag bits
     only where they apply, int8 only for tensors of rank >= 2, a nonzero count below the size,
-    an index-delta list only where it is smaller than a bitmask, raw dtypes from
+    an index-delta list only where it is smaller than a bitmask, N:M parameters with ``m`` in
+    :data:`nm_patterns.GROUP_SIZES`, ``1 <= n < m`` and groups that tile the tensor, raw dtypes from
     :data:`RAW_DTYPES`, at most :data:`MAX_TENSORS` records and :data:`MAX_ELEMENTS` elements
     a tensor.
 
@@ -113,7 +117,7 @@ def _parse_record(table: bytes, pos: int, index: int) -> tuple[TensorRecord, int
         raise PkzFormatError("Corrupted file: the tensor table is shorter than its count.")
     flags, ndim = table[pos], table[pos + 1]
     layout, fmt_id, extra = flags & 0x03, (flags >> 2) & 0x07, flags & 0xE0
-    if layout > LAYOUT_DELTA or fmt_id >= len(FORMATS):
+    if fmt_id >= len(FORMATS):
         raise PkzFormatError(f"Corrupted file: {where} has bad flags {flags:#04x}.")
     if ndim > MAX_RANK:
         raise PkzFormatError(f"Corrupted file: {where} has rank {ndim} (at most {MAX_RANK}).")
@@ -139,6 +143,9 @@ def _parse_record(table: bytes, pos: int, index: int) -> tuple[TensorRecord, int
             f"{shape}, which the writer never produces."
         )
     nnz, dtype = size, np.dtype(_VALUE_DTYPES.get(fmt, np.uint8))
+    if layout == LAYOUT_NM:
+        n_m, pos = _parse_n_m(table, pos, shape, where)
+        return TensorRecord(flags, fmt, tuple(shape), size // n_m[1] * n_m[0], dtype, n_m), pos
     if layout != LAYOUT_DENSE:
         nnz, pos = read_uvarint(table, pos, f"the nonzero count of {where}")
         limit = size if layout == LAYOUT_BITMASK else (size + 7) // 8
@@ -150,6 +157,21 @@ def _parse_record(table: bytes, pos: int, index: int) -> tuple[TensorRecord, int
     if fmt == "raw":
         dtype, pos = _parse_dtype(table, pos, where)
     return TensorRecord(flags, fmt, tuple(shape), nnz, dtype), pos
+
+
+def _parse_n_m(table: bytes, pos: int, shape: list[int],
+               where: str) -> tuple[tuple[int, int, int], int]:
+    if pos + 3 > len(table):
+        raise PkzFormatError(f"Corrupted file: the N:M parameters of {where} are cut short.")
+    n, m, split = table[pos], table[pos + 1], table[pos + 2]
+    if m not in nm_patterns.GROUP_SIZES or not 1 <= n < m or not nm_patterns.fits(
+            tuple(shape), m, split):
+        raise PkzFormatError(
+            f"Corrupted file: {where} declares {n}:{m} groups along the first {split} axes of "
+            f"shape {shape}; expected 1 <= n < m, m in {list(nm_patterns.GROUP_SIZES)} and "
+            "groups that tile those axes."
+        )
+    return (n, m, split), pos + 3
 
 
 def _parse_dtype(table: bytes, pos: int, where: str) -> tuple[np.dtype, int]:
@@ -192,6 +214,9 @@ def stream_lengths(records: list[TensorRecord]) -> dict[str, tuple[int, int]]:
             add("pattern", (r.size + 7) // 8)
         elif r.layout == LAYOUT_DELTA:
             add("pattern", r.nnz, (r.size + 7) // 8 - 1)
+        elif r.layout == LAYOUT_NM:
+            n, m, _ = r.n_m
+            add("pattern", nm_patterns.packed_length(r.size // m, math.comb(m, n)))
         if r.flags & _ZEROSIGN_FLAG:
             add("zerosign", (r.size - r.nnz + 7) // 8)
         if r.flags & _OFFSETS_FLAG:
@@ -238,6 +263,10 @@ def _unpack_bits(packed: np.ndarray, count: int, what: str) -> np.ndarray:
 
 def _read_pattern(streams: StreamReader, record: TensorRecord) -> np.ndarray:
     size, nnz = record.size, record.nnz
+    if record.layout == LAYOUT_NM:
+        n, m, split = record.n_m
+        data = streams.take("pattern", nm_patterns.packed_length(size // m, math.comb(m, n)))
+        return channel_major(nm_patterns.decode(data, record.shape, n, m, split))
     if record.layout == LAYOUT_BITMASK:
         bits = _unpack_bits(streams.take("pattern", (size + 7) // 8), size, "bitmask")
         if int(bits.sum()) != nnz:

@@ -1,4 +1,4 @@
-"""Encoding of weight tensors: nonzero patterns (bitmask or index deltas) and value streams.
+"""Encoding of weight tensors: nonzero patterns (bitmask, index deltas or N:M) and value streams.
 
 Every tensor becomes one record in the tensor table plus bytes appended to shared streams
 (``pattern``, ``zerosign`` and one value stream per stored dtype), so that similar bytes are
@@ -8,14 +8,15 @@ compressed together. The record says how to read the tensor back; see docs/expor
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
-from prunekit.export import quantize
+from prunekit.export import nm_patterns, quantize
 from prunekit.export.container import PkzFormatError, write_uvarint
 
-LAYOUT_DENSE, LAYOUT_BITMASK, LAYOUT_DELTA = 0, 1, 2
-LAYOUT_NAMES = ("dense", "bitmask", "delta")
+LAYOUT_DENSE, LAYOUT_BITMASK, LAYOUT_DELTA, LAYOUT_NM = 0, 1, 2, 3
+LAYOUT_NAMES = ("dense", "bitmask", "delta", "n:m")
 FORMATS = ("f32", "f16", "i8", "raw")
 _ZEROSIGN_FLAG, _F32_SCALES_FLAG, _OFFSETS_FLAG = 0x20, 0x40, 0x80
 STREAMS = ("pattern", "zerosign", "f32", "f16", "i8", "raw")
@@ -201,11 +202,15 @@ def encode_tensor(array: np.ndarray, mode: str) -> tuple[bytes, dict[str, bytes]
         return record, {"raw": np.ascontiguousarray(array).tobytes()}, info
     fmt, stored, scales = quantize.to_storage(array, mode)
     flat = channel_major(stored)
-    nonzero = flat != 0
-    nnz = int(np.count_nonzero(nonzero))
+    kept = flat != 0  # the positions whose values are stored
+    nnz = int(np.count_nonzero(kept))
     itemsize = flat.dtype.itemsize
-    negzero = np.signbit(flat[~nonzero]) if fmt == "f32" else np.zeros(0, bool)
-    layout, pattern = pattern_bytes(nonzero)
+    layout, pattern = pattern_bytes(kept)
+    n_m = best_n_m(stored != 0, len(pattern) + nnz * itemsize, itemsize)
+    if n_m is not None:
+        slots, pattern = nm_patterns.encode(stored != 0, *n_m)
+        layout, kept = LAYOUT_NM, channel_major(slots)
+    negzero = np.signbit(flat[~kept]) if fmt == "f32" else np.zeros(0, bool)
     sign_bytes = (len(negzero) + 7) // 8 if negzero.any() else 0
     streams: dict[str, bytes] = {}
     flags = FORMATS.index(fmt) << 2
@@ -215,23 +220,60 @@ def encode_tensor(array: np.ndarray, mode: str) -> tuple[bytes, dict[str, bytes]
         streams["f16" if scales.dtype == np.float16 else "f32"] = scales.tobytes()
         flags |= _F32_SCALES_FLAG if scales.dtype == np.float32 else 0
         info.n_scales, info.scale_bits = scales.size, scales.dtype.itemsize * 8
-    if len(pattern) + sign_bytes + nnz * itemsize < flat.size * itemsize:
+    if len(pattern) + sign_bytes + int(kept.sum()) * itemsize < flat.size * itemsize:
         flags |= layout
         streams["pattern"] = pattern
         if sign_bytes:
             flags |= _ZEROSIGN_FLAG
             streams["zerosign"] = np.packbits(negzero).tobytes()
-        values = flat[nonzero]
-        if fmt == "i8":
-            flags, values = _maybe_offset(flags, values, nonzero, stored.shape[-1], streams)
+        values = flat[kept]
+        if fmt == "i8" and values.all():  # an N:M slot may hold a zero: no offsets then
+            flags, values = _maybe_offset(flags, values, kept, stored.shape[-1], streams)
     else:
         layout, info.layout, values = LAYOUT_DENSE, "dense", flat
     streams[fmt] = streams.get(fmt, b"") + values.tobytes()
-    info.values = flat[nonzero]
+    info.values = flat[flat != 0]
     record = bytes([flags]) + shape_bytes
-    if layout != LAYOUT_DENSE:
+    if layout == LAYOUT_NM:
+        record += bytes(n_m)
+    elif layout != LAYOUT_DENSE:
         record += write_uvarint(nnz)
     return record, streams, info
+
+
+def best_n_m(nonzero: np.ndarray, budget: int, itemsize: int) -> tuple[int, int, int] | None:
+    """The cheapest N:M layout of a tensor, if one costs fewer bytes than ``budget``.
+
+    Tries every split of the axes into ``K`` and ``O`` and every group size in
+    :data:`nm_patterns.GROUP_SIZES`, with the smallest ``n`` that holds (at least 1, below ``m``),
+    and counts the packed codes plus the stored values (``n`` per group).
+
+    Args:
+        nonzero: The tensor's nonzero mask, in its shape.
+        budget: Bytes of the other sparse layout (pattern and values), to beat.
+        itemsize: Bytes per stored value.
+
+    Returns:
+        ``(n, m, split)``, or None when no N:M layout is cheaper.
+
+    Example:
+        >>> mask = np.tile([[1], [1], [0], [0]], (2, 3)).astype(bool)  # (8, 3), 2:4 on axis 0
+        >>> best_n_m(mask, budget=3 + 12 * 4, itemsize=4)
+        (2, 4, 1)
+    """
+    best = None
+    for split in range(1, nonzero.ndim):
+        for m in nm_patterns.GROUP_SIZES:
+            if not nm_patterns.fits(nonzero.shape, m, split):
+                continue
+            n = max(nm_patterns.most_per_group(nonzero, m, split), 1)
+            if n >= m:
+                continue
+            groups = nonzero.size // m
+            cost = nm_patterns.packed_length(groups, math.comb(m, n)) + groups * n * itemsize
+            if cost < budget:
+                best, budget = (n, m, split), cost
+    return best
 
 
 def _maybe_offset(
