@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "prunekit.study.cli",
     "prunekit.sweep.cli",
     "prunekit.export.cli",
+    "prunekit.structured.cli",
     "prunekit.demo",
 )
 
