@@ -51,7 +51,7 @@ def shrink(model: keras.Model, sparsity: float | None = None,
         >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="h"),
         ...                           keras.layers.Dense(1, name="out")])
         >>> small, report = shrink(model, sparsity=0.5)
-        >>> small.get_layer("h").units, small.get_layer("out").kernel.shape
+        >>> small.get_layer("h").units, tuple(small.get_layer("out").kernel.shape)
         (4, (4, 1))
     """
     graph, removed = _plan(model, sparsity, importance, scope, data, loss)
