@@ -76,7 +76,7 @@ def test_taylor_matches_a_finite_difference_gradient():
         g, bt = g.copy(), bt.copy()
         g[c] *= 1 + eps; bt[c] *= 1 + eps
         m.get_layer("bn").set_weights([g, bt, mm, mv])
-        pred = np.asarray(m(x, training=False), dtype=np.float64)
+        pred = keras.ops.convert_to_numpy(m(x, training=False)).astype(np.float64)
         return float(np.mean((pred - y) ** 2))
     eps = 1e-3
     fd = np.array([(loss_with(c, eps) - loss_with(c, -eps)) / (2 * eps) for c in range(4)])

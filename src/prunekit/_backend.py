@@ -143,6 +143,8 @@ def loss_gradients(model: Any, x: Any, y: Any, loss_fn: Any) -> list[np.ndarray]
             v.value.grad = None
         ops.mean(loss_fn(y, model(x, training=False))).backward()
         grads = [v.value.grad for v in trainable]
+        for v in trainable:  # Leave no gradients behind on the model's parameters.
+            v.value.grad = None
     else:
         raise NotImplementedError(f"Gradients are not implemented for backend {backend!r}.")
     return [np.zeros(v.shape, "float32") if g is None else np.asarray(ops.convert_to_numpy(g))
