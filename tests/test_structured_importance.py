@@ -116,3 +116,18 @@ def test_gradual_pruning_with_a_schedule_then_shrink(tmp_path):
 def test_taylor_without_data_is_refused():
     with pytest.raises(ValueError, match="needs a batch of data"):
         prune_structured(_model(), prunekit.ConstantSparsity(0.5, 0), importance="taylor")
+
+
+def test_group_criterion_in_the_wrapper_masks_whole_columns(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(8, name="h"), layers.Dense(1)])
+    pruned = prunekit.prune_low_magnitude(
+        model, prunekit.ConstantSparsity(0.5, 0, frequency=1), criterion=L2Importance())
+    pruned.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(16, 6)).astype("float32")
+    pruned.fit(x, x[:, :1], epochs=1, verbose=0, callbacks=[prunekit.UpdatePruningStep()])
+    path = str(tmp_path / "p.keras")
+    pruned.save(path)
+    loaded = keras.saving.load_model(path)
+    kernel = prunekit.strip_pruning(loaded).get_layer("h").kernel.numpy()
+    assert int((np.abs(kernel).max(axis=0) == 0).sum()) == 4  # 4 of 8 whole columns

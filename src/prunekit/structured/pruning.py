@@ -181,7 +181,7 @@ class StructuredPruning(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         self.step += 1
-        should, sparsity = self.schedule(ops.convert_to_tensor(self.step, "int64"))
+        should, sparsity = self.schedule(ops.convert_to_tensor(self.step, "int32"))
         if bool(ops.convert_to_numpy(should)):
             self._sync()
             grads = (loss_gradients(self.graph.model, self.data, self.loss)
