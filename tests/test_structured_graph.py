@@ -172,3 +172,21 @@ def test_subclassed_model_is_refused():
     net(np.ones((1, 3)))
     with pytest.raises(ValueError, match="Functional or Sequential.*keras.Model\\(inputs"):
         DependencyGraph(net)
+
+
+def test_separable_transpose_and_conv1d_shapes_and_predictions():
+    keras.utils.set_random_seed(0)
+    i = keras.Input((6, 6, 2))
+    x = layers.SeparableConv2D(8, 3, padding="same", depth_multiplier=2, name="sep")(i)
+    x = layers.Conv2DTranspose(6, 2, strides=2, name="up")(x)
+    x = layers.Reshape((144, 6))(x)  # keeps the channel axis: channels pass
+    x = layers.Conv1D(4, 3, name="c1d")(x)
+    model = keras.Model(i, layers.Dense(2, name="out")(layers.GlobalMaxPooling1D()(x)))
+    small, _ = shrink(model, sparsity=0.5)
+    assert small.get_layer("sep").pointwise_kernel.shape == (1, 1, 4, 4)
+    assert small.get_layer("up").kernel.shape == (2, 2, 3, 4)  # (k, k, filters, in)
+    assert small.get_layer("c1d").kernel.shape == (3, 3, 2)
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 2)).astype("float32")
+    masked = _masked_like(model, small)
+    np.testing.assert_allclose(small.predict(x, verbose=0), masked.predict(x, verbose=0),
+                               atol=1e-5)

@@ -14,7 +14,8 @@ A rule has two methods, used by :mod:`prunekit.structured.graph` and
   scored, zeroed and sliced), elementwise couplings (``ctx.union``) and channels that must stay
   (``ctx.fix``, with the reason).
 * ``new_config(layer, config, kept)`` returns the layer's config with the smaller sizes
-  (``kept`` maps a space kind -- ``"channels"``, ``"heads"`` -- to the number kept). Weights
+  (``kept`` maps a space kind -- ``"channels"``, ``"heads"`` -- to the number kept, and
+  ``"input_width"`` to the new channel count of the first input). Weights
   are sliced along the coupled axes by the caller; the new layer infers its input sizes.
 
 Custom layers register a rule with :func:`register_shrink_rule`. A layer without a rule is
@@ -122,6 +123,14 @@ class Reshape(LayerRule):
         if len(after) == 2:
             return Flatten().trace(layer, ctx, inputs)
         return super().trace(layer, ctx, inputs)
+
+    def new_config(self, layer, config, kept):
+        target = list(config["target_shape"])
+        if len(target) == 1:
+            return {**config, "target_shape": [-1]}  # A flatten: the size follows the input.
+        if kept.get("input_width") and target[-1] not in (None, -1):
+            target[-1] = kept["input_width"]
+        return {**config, "target_shape": target}
 
 
 class Dense(LayerRule):

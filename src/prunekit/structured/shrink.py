@@ -120,10 +120,12 @@ def rebuild(graph: DependencyGraph, removed: set[int]) -> tuple[keras.Model, Shr
                 inputs.append(tensors[id(t)])
             continue
         first = id(op) not in new_ops
-        if first:
-            new_ops[id(op)] = _new_operation(op, spaces.get(id(op), []), graph, removed)
-        new = new_ops[id(op)]
         args, kwargs = node.arguments.fill_in(tensors)
+        if first:
+            new_inputs = _flat((args, kwargs))
+            width = new_inputs[0].shape[-1] if new_inputs and new_inputs[0].shape else None
+            new_ops[id(op)] = _new_operation(op, spaces.get(id(op), []), graph, removed, width)
+        new = new_ops[id(op)]
         outputs = new(*args, **kwargs)
         for old, out in zip(node.outputs, _flat(outputs)):
             tensors[id(old)] = out
@@ -143,14 +145,14 @@ def rebuild(graph: DependencyGraph, removed: set[int]) -> tuple[keras.Model, Shr
     return small, report
 
 
-def _new_operation(op: Any, op_spaces: list[Any], graph: DependencyGraph, removed: set[int]):
+def _new_operation(op: Any, op_spaces: list[Any], graph: DependencyGraph, removed: set[int],
+                   input_width: int | None):
     if not isinstance(op, keras.layers.Layer):
         return op  # keras.ops operations are stateless: reuse them.
-    config = op.get_config()
-    if op_spaces:
-        kept = {s.kind: sum(1 for r in graph.roots(s.atoms) if int(r) not in removed)
-                for s in op_spaces}
-        config = rules.rule_for(op).new_config(op, config, kept)
+    kept: dict[str, Any] = {s.kind: sum(1 for r in graph.roots(s.atoms) if int(r) not in removed)
+                            for s in op_spaces}
+    kept["input_width"] = input_width  # The first input's new channel count.
+    config = rules.rule_for(op).new_config(op, op.get_config(), kept)
     return type(op).from_config(config)
 
 
