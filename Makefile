@@ -4,20 +4,28 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BACKENDS ?= jax tensorflow torch
 
-.PHONY: run test bench clean system-deps
+.PHONY: run test bench clean run-deps test-deps
 
-# Debian packages used by the report tests (chromium) and model pictures (graphviz). Installed
-# when missing and apt-get is usable; otherwise the dependent tests skip and say why.
-system-deps:
-	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+# Debian packages, installed when missing and apt-get is usable; otherwise what needs them is
+# skipped and says why. `make run` needs graphviz (the study's model pictures); `make test` also
+# needs chromium (the report rendering tests). $(1): the commands to look for, $(2): packages.
+define debian-deps
+	@missing=""; for pair in $(2); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian packages:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
-	      || echo "could not install$$missing; tests that need them will be skipped"; \
-	  else echo "not installed:$$missing (apt-get install$$missing); tests that need them will be skipped"; fi; \
+	      || echo "could not install$$missing; $(1) that need them will be skipped"; \
+	  else echo "not installed:$$missing (apt-get install$$missing); $(1) that need them will be skipped"; fi; \
 	fi
+endef
+
+run-deps:
+	$(call debian-deps,pictures,dot:graphviz)
+
+test-deps:
+	$(call debian-deps,tests,dot:graphviz chromium:chromium)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +39,13 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-run: $(VENV)/.run-installed system-deps
+run: $(VENV)/.run-installed run-deps
 	KERAS_BACKEND=jax $(VENV)/bin/prunekit study
 
-test: $(VENV)/.test-installed system-deps
+test: $(VENV)/.test-installed test-deps
 	@status=0; for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b ==="; \
-	  KERAS_BACKEND=$$b $(PY) -m pytest -q -p no:cacheprovider tests || status=1; \
+	  KERAS_BACKEND=$$b $(PY) -m pytest -q -p no:cacheprovider || status=1; \
 	done; exit $$status
 
 bench: $(VENV)/.test-installed

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -50,3 +56,75 @@ def _fresh_keras_state():
 
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {BACKEND}"
+
+
+# -- reports in headless Chromium -------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+# Appended to a copy of a report: once the page has loaded, count its images (all of them, and
+# the plots: img.plot) and the rows of the #results table, merge what the test's own script
+# returns, and write it all as JSON into <pre id="probe"> for --dump-dom to show.
+_PROBE = """
+<script>
+window.addEventListener("load", function () {
+  function loaded(images) {
+    return images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  }
+  var all = Array.prototype.slice.call(document.images);
+  var plots = Array.prototype.slice.call(document.querySelectorAll("img.plot"));
+  var out = {images: all.length, loaded: loaded(all), plots: plots.length,
+             plots_loaded: loaded(plots),
+             rows: document.querySelectorAll("#results tbody tr").length};
+  var extra = (function () { %s })() || {};
+  Object.keys(extra).forEach(function (k) { out[k] = extra[k]; });
+  var pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
+
+class HeadlessChromium:
+    """Renders the self-contained HTML reports the way a user's browser would."""
+
+    def __init__(self, profile: str) -> None:
+        self.profile = profile
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                   "--no-first-run", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync",
+                   f"--user-data-dir={self.profile}", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    def probe(self, page: Path, script: str = "") -> dict:
+        """Load a copy of ``page`` with the probe; return what it found (see ``_PROBE``).
+
+        ``script`` is the body of a JavaScript function run after the counts; the object it
+        returns is merged into the result.
+        """
+        text = page.read_text(encoding="utf-8")
+        copy = page.with_name(f"probe-{page.name}")
+        copy.write_text(text.replace("</body>", _PROBE % script + "</body>"), encoding="utf-8")
+        result = self.run("--virtual-time-budget=5000", "--dump-dom", copy.as_uri())
+        found = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.DOTALL)
+        assert found, result.stderr[-2000:]
+        return json.loads(html.unescape(found.group(1)))
+
+    def screenshot(self, page: Path, shot: Path, width: int = 1280, height: int = 1600) -> Path:
+        """Screenshot ``page`` in a ``width`` x ``height`` window into ``shot`` (a PNG)."""
+        result = self.run("--hide-scrollbars", f"--window-size={width},{height}",
+                          f"--screenshot={shot}", page.as_uri())
+        assert shot.exists(), result.stderr[-2000:]
+        return shot
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """A :class:`HeadlessChromium`; the test is skipped where Chromium is not installed."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    return HeadlessChromium(str(tmp_path / "chromium-profile"))

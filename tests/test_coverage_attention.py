@@ -39,7 +39,7 @@ def test_wrapper_builds_from_query_and_value_and_prunes_four_kernels(tmp_path):
     assert [tuple(m.shape) for m in wrapper.masks] == [(8, 2, 4), (6, 2, 4), (6, 2, 4),
                                                        (2, 4, 8)]
     assert [id(w) for w in wrapper.prunable_weights] == [id(w) for w in projections(mha)]
-    assert prunekit.report.weight_labels(wrapper) == [
+    assert prunekit.summary.weight_labels(wrapper) == [
         "query/kernel", "key/kernel", "value/kernel", "attention_output/kernel"]
     rng = np.random.default_rng(0)
     x = data(rng)

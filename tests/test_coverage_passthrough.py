@@ -194,9 +194,14 @@ def test_skip_unsupported_records_and_warns_once():
         pruned = prune_low_magnitude(model, skip_unsupported=True)
     messages = [str(w.message) for w in caught if "unsupported" in str(w.message)]
     assert len(messages) == 1 and "'inner_seq/odd' (Odd)" in messages[0]
-    assert pruned._prunekit_skipped == (SkippedLayer(
+    skipped = (SkippedLayer(
         "inner_seq/odd", "Odd",
         "its class Odd is neither a built-in layer prunekit knows nor a PrunableLayer"),)
+    report = prunekit.pruning_report(pruned)
+    assert report == prunekit.PruningReport(("inner_seq/a", "block", "head"), skipped)
+    assert "'inner_seq/odd' (Odd): its class Odd" in str(report)
+    assert pruned._prunekit_skipped == skipped  # the 0.1.0 attribute still reads
+    assert "prunekit.pruning_report(model)" in messages[0]
     inner = pruned.get_layer("inner_seq")
     assert isinstance(inner.get_layer("odd"), Odd)
     assert isinstance(inner.layers[0], PruneLowMagnitude)
@@ -211,7 +216,7 @@ def test_custom_block_is_pruned_through_its_sub_layers():
     assert [tuple(m.shape) for m in wrapper.masks] == [(4, 4), (4, 4)]
     assert [id(w) for w in wrapper.prunable_weights] == [
         id(wrapper.layer.inner.kernel), id(wrapper.layer.out.kernel)]
-    assert prunekit.report.weight_labels(wrapper) == ["inner/kernel", "out/kernel"]
+    assert prunekit.summary.weight_labels(wrapper) == ["inner/kernel", "out/kernel"]
 
 
 def test_custom_block_with_its_own_weight_is_unsupported():

@@ -59,7 +59,7 @@ def test_export_writes_loadable_file_and_respects_force(keras_file, tmp_path, ca
     assert np.array_equal(kernel == 0, original == 0)
 
     before = out.read_bytes()
-    assert _run(["export", str(src), "--weights", "float32", "-o", str(out)]) == 1
+    assert _run(["export", str(src), "--weights", "float32", "-o", str(out)]) == 2  # usage
     assert "already exists" in capsys.readouterr().err
     assert out.read_bytes() == before
     assert _run(["export", str(src), "--weights", "float32", "-o", str(out), "--force"]) == 0
@@ -72,7 +72,7 @@ def test_export_rejects_bad_weights_mode():
 
 
 def test_export_missing_input_is_an_error(tmp_path, capsys):
-    assert _run(["export", str(tmp_path / "nope.keras"), "-o", str(tmp_path / "o.pkz")]) == 1
+    assert _run(["export", str(tmp_path / "nope.keras"), "-o", str(tmp_path / "o.pkz")]) == 2
     assert "No such model file" in capsys.readouterr().err
     assert not (tmp_path / "o.pkz").exists()
 

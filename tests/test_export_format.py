@@ -325,9 +325,8 @@ def test_pruning_wrapper_refused(tmp_path):
 
 
 def test_real_pruned_model_after_strip(tmp_path):
-    prunekit = pytest.importorskip("prunekit", reason="prunekit core not importable")
-    if not hasattr(prunekit, "strip_pruning"):
-        pytest.skip("prunekit.strip_pruning is not available yet")
+    import prunekit
+
     base = keras.Sequential([keras.Input((10,)), keras.layers.Dense(16), keras.layers.Dense(1)])
     pruned = prunekit.prune_low_magnitude(base, pruning_schedule=prunekit.ConstantSparsity(0.5, 0))
     with pytest.raises(ValueError, match="strip_pruning"):

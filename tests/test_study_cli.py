@@ -11,7 +11,7 @@ from sklearn.datasets import make_friedman1
 
 from prunekit.study import config as study_config
 from prunekit.study.cli import add_commands, config_from_args
-from prunekit.study.data import load_dataset, score
+from prunekit.lab.data import load_dataset, score
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,9 +105,15 @@ def test_runs_by_letter_pull_in_the_baseline():
 
 
 def test_block_size_parsing():
-    assert study_config.parse_block_size("2x3") == (2, 3)
-    assert study_config.parse_block_size("4X1") == (4, 1)
-    assert study_config.parse_block_size("2,3") == (2, 3)
+    from prunekit.lab.choices import parse_block_size
+
+    assert parse_block_size("2x3") == (2, 3)
+    assert parse_block_size("4X1") == (4, 1)
+    assert parse_block_size("2,3") == (2, 3)
+    assert parse_block_size([2, 3]) == (2, 3) and parse_block_size(2) == (2, 2)
+    for bad in ("2by3", "0x3", "2x", "1.5x2", [2, 3, 4]):
+        with pytest.raises(ValueError, match=r"must be HEIGHTxWIDTH with positive integers"):
+            parse_block_size(bad)
 
 
 def test_make_config_validates_without_the_cli():
@@ -144,18 +150,18 @@ def test_score_is_mse_and_accuracy():
 
 
 def test_run_folder_is_never_reused(tmp_path):
-    from prunekit.study.results import make_run_folder
+    from prunekit.export.io import make_new_folder
 
-    first = make_run_folder(str(tmp_path / "r"))
+    first = make_new_folder(str(tmp_path / "r"))
     (tmp_path / "r" / "keep.txt").write_text("x")
-    second = make_run_folder(str(tmp_path / "r"))
-    third = make_run_folder(str(tmp_path / "r"))
+    second = make_new_folder(str(tmp_path / "r"))
+    third = make_new_folder(str(tmp_path / "r"))
     assert (first, second, third) == tuple(str(tmp_path / n) for n in ("r", "r-2", "r-3"))
     assert os.listdir(second) == [] and (tmp_path / "r" / "keep.txt").read_text() == "x"
 
 
 def test_write_atomic_leaves_no_temp_files(tmp_path):
-    from prunekit.study.results import write_atomic
+    from prunekit.export.io import write_atomic
 
     path = tmp_path / "a.json"
     write_atomic(str(path), "1")
@@ -175,7 +181,7 @@ def test_backend_other_than_the_running_one_is_a_usage_error(tmp_path, capsys):
 def test_missing_graphviz_gives_install_hints(monkeypatch, tmp_path):
     import keras
 
-    from prunekit.study import models
+    from prunekit.lab import models
 
     def no_pydot(*args, **kwargs):
         raise ImportError("You must install pydot (`pip install pydot`) for plot_model to work.")
@@ -191,7 +197,7 @@ def test_live_progress_line(tmp_path):
 
     from rich.console import Console
 
-    from prunekit.study.progress import LiveProgress, PruningRecorder
+    from prunekit.lab.progress import LiveProgress, PruningRecorder
 
     buffer = io.StringIO()
     recorder = PruningRecorder()
@@ -207,7 +213,7 @@ def test_live_progress_line(tmp_path):
 
 def test_schedule_curve_is_computed_from_the_schedule():
     import prunekit
-    from prunekit.study.progress import schedule_curve
+    from prunekit.lab.progress import schedule_curve
 
     steps, values = schedule_curve(prunekit.PolynomialDecay(0.2, 0.8, 1000, 2000), 2500)
     assert steps[0] == 0 and steps[1] == 1000 and steps[-1] == 2500

@@ -10,9 +10,7 @@ import argparse
 import json
 import math
 import os
-import re
 import shutil
-import subprocess
 
 import keras
 import numpy as np
@@ -23,7 +21,6 @@ from sklearn.model_selection import train_test_split
 import prunekit
 from prunekit.study.cli import add_commands
 
-CHROMIUM = "/usr/bin/chromium"
 QUICK_EPOCHS = 3
 # 6700 train rows, validation_split 0.2 -> floor(5360) rows, batch 32 -> 168 steps per epoch.
 STEPS_PER_EPOCH = math.ceil(math.floor(6700 * 0.8) / 32)
@@ -196,33 +193,13 @@ def test_run_folder_contents(study):
     assert not [n for n in os.listdir(out) if n.startswith(".tmp")]
 
 
-def test_report_renders_in_chromium(study, tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("chromium is not installed")
+def test_report_renders_in_chromium(study, tmp_path, chromium):
     out, _, runs = study
     page = (out / "report.html").read_text()
     assert "<script" not in page and "http://" not in page and "https://" not in page
-    probe = """<script>window.addEventListener('load', function () {
-      var imgs = Array.prototype.slice.call(document.querySelectorAll('img.plot'));
-      var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; });
-      var rows = document.querySelectorAll('#results tbody tr').length;
-      var p = document.createElement('p'); p.id = 'probe';
-      p.textContent = 'images=' + imgs.length + ' loaded=' + ok.length + ' rows=' + rows;
-      document.body.appendChild(p); });</script>"""
-    probed = tmp_path / "probe.html"
-    probed.write_text(page.replace("</body>", probe + "</body>"))
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run(flags + ["--dump-dom", probed.as_uri()], capture_output=True,
-                         text=True, timeout=120).stdout
-    match = re.search(r"images=(\d+) loaded=(\d+) rows=(\d+)", dom)
-    assert match, dom[-2000:]
-    images, loaded, rows = map(int, match.groups())
-    assert images == 3 and loaded == 3 and rows == len(runs)
-    shot = tmp_path / "shot.png"
-    subprocess.run(flags + ["--window-size=1280,1600", f"--screenshot={shot}",
-                            (out / "report.html").as_uri()], capture_output=True, timeout=120)
+    found = chromium.probe(out / "report.html")
+    assert found["plots"] == 3 and found["plots_loaded"] == 3 and found["rows"] == len(runs)
+    shot = chromium.screenshot(out / "report.html", tmp_path / "shot.png")
     from matplotlib.image import imread
 
     pixels = imread(str(shot))

@@ -212,7 +212,9 @@ def test_unsupported_layer_named_by_attribute_path_and_nothing_changes():
         warnings.simplefilter("always")
         prune_low_magnitude(model, skip_unsupported=True)
     assert sum("unsupported" in str(w.message) for w in caught) == 1
-    assert [s.path for s in model._prunekit_skipped] == ['parts["odd"]']
+    report = prunekit.pruning_report(model)
+    assert [s.path for s in report.skipped] == ['parts["odd"]']
+    assert report.pruned == ("dense", "dense_1")  # `first` and `parts["last"]`, by layer name
     assert isinstance(model.parts["last"], PruneLowMagnitude)
     assert isinstance(model.parts["odd"], Odd)
 

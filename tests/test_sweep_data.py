@@ -1,11 +1,11 @@
-"""prunekit.sweep.data: the user's CSV and NPZ files, and their error messages."""
+"""prunekit.lab.data: the user's CSV and NPZ files, and their error messages."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from prunekit.sweep.data import MIN_ROWS, DataError, load_user_data
+from prunekit.lab.data import MIN_ROWS, DataError, load_user_data
 
 
 def _table(n=40, seed=0):

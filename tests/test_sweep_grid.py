@@ -82,7 +82,7 @@ def test_polynomial_end_step_minus_one_is_last_update_before_the_end():
     ({"frequency": "0"}, "--frequency must be > 0"),
     ({"pooling": "MIN"}, "--pooling: expected one of AVG, MAX. Received: 'MIN'"),
     ({"schedule": "cubic"}, "--schedule: expected one of constant, polynomial"),
-    ({"block_size": "2x0"}, "--block-size: a block size is HEIGHTxWIDTH"),
+    ({"block_size": "2x0"}, "--block-size must be HEIGHTxWIDTH"),
     ({"block_size": "11x2"}, "--block-size 11x2 is larger than the 'hidden' kernel (10x128)"),
     ({"block_size": "2x2", "layers": "all"}, "larger than the 'output' kernel (128x1)"),
     ({"layers": "middle"}, "--layers: expected one of all, first, last, all-but-output"),

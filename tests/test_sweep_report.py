@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 from prunekit.sweep.results import pareto_front, write_outputs
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 # (name, error, size): the front, worked out by hand, is A, B, C, F and G.
 #   D has C's size and a higher error; E has A's size and a higher error; H has no error;
@@ -79,74 +74,43 @@ def test_tables_hold_every_run_with_its_pareto_flag(sweep_folder):
     assert document["runs"][7]["error"] is None  # written as null, not NaN
 
 
-# Appended to a copy of the report: record whether the images loaded, then sort the table by
-# clicking headers the way a user would, and write what happened into the DOM.
-_PROBE = """
-<script>
-window.addEventListener("load", function () {
-  var out = {images: document.images.length, loaded: 0, sorts: {}};
-  for (var i = 0; i < document.images.length; i++) {
-    var im = document.images[i];
-    if (im.complete && im.naturalWidth > 0) { out.loaded += 1; }
-  }
+# Run in the report by the shared probe: sort the table by clicking headers the way a user
+# would, and return the first row's key after each click.
+_SORT_BY_CLICKS = """
   var heads = Array.prototype.slice.call(document.querySelectorAll("#results th"));
   var names = heads.map(function (h) { return h.textContent.trim(); });
   var keyCol = names.indexOf("key");
   function first() {
     return document.querySelector("#results tbody tr").cells[keyCol].textContent;
   }
-  out.rows = document.querySelectorAll("#results tbody tr").length;
-  out.front = document.querySelectorAll("#results tbody tr.front").length;
-  ["error", "zip bytes"].forEach(function (name) {
+  var sorts = {};
+  ["error", "gzipped .h5 (B)"].forEach(function (name) {
     var th = heads[names.indexOf(name)];
     th.click(); var asc = first();
     th.click(); var desc = first();
-    out.sorts[name] = [asc, desc];
+    sorts[name] = [asc, desc];
   });
-  var pre = document.createElement("pre");
-  pre.id = "probe";
-  pre.textContent = JSON.stringify(out);
-  document.body.appendChild(pre);
-});
-</script>
+  return {sorts: sorts, front: document.querySelectorAll("#results tbody tr.front").length};
 """
 
 
-def _chromium(tmp_path, *args):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-               "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-
-
-def test_report_renders_plots_and_sorts_in_chromium(sweep_folder):
+def test_report_renders_plots_and_sorts_in_chromium(sweep_folder, chromium):
     folder, files = sweep_folder
     with open(files["report"], encoding="utf-8") as file:
         page = file.read()
     assert "http://" not in page and "https://" not in page  # self-contained
-    probe = folder / "probe.html"
-    probe.write_text(page.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
-    result = _chromium(folder, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
-    found = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.DOTALL)
-    assert found, result.stderr[-2000:]
-    out = json.loads(found.group(1).replace("&quot;", '"'))
+    out = chromium.probe(folder / "report.html", _SORT_BY_CLICKS)
     assert out["images"] == 4 and out["loaded"] == 4
     assert out["rows"] == len(POINTS) and out["front"] == len(FRONT)
     # Lowest error is B (0.9), highest F (2.0); H has no error and sorts last either way,
     # so the descending order starts at F. Smallest zip is H (10 B), largest B (120 B).
     assert out["sorts"]["error"] == ["key-B", "key-F"]
-    assert out["sorts"]["zip bytes"] == ["key-H", "key-B"]
+    assert out["sorts"]["gzipped .h5 (B)"] == ["key-H", "key-B"]
 
 
-def test_report_screenshot(sweep_folder):
+def test_report_screenshot(sweep_folder, chromium):
     folder, files = sweep_folder
-    shot = folder / "report.png"
-    result = _chromium(folder, "--hide-scrollbars", "--window-size=1280,1600",
-                       f"--screenshot={shot}", "file://" + os.path.abspath(files["report"]))
-    assert shot.exists(), result.stderr[-2000:]
+    shot = chromium.screenshot(folder / "report.html", folder / "report.png")
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     import matplotlib.image

@@ -15,15 +15,14 @@ from prunekit.criteria import (BlockMagnitudeCriterion, MagnitudeCriterion, MByN
                                PruningCriterion)
 from prunekit.masks import block_magnitude_mask, keep_count, m_by_n_mask, magnitude_mask
 from prunekit.policy import PruneForLatencyOnXNNPack, PruningPolicy
-from prunekit.prune import (SkippedLayer, iter_wrappers, prune_low_magnitude, prune_scope,
-                            strip_pruning)
+from prunekit.prune import prune_low_magnitude, prune_scope, strip_pruning
 from prunekit.registry import PrunableLayer, register_prunable
-from prunekit.report import pruning_summary
+from prunekit.summary import PruningReport, SkippedLayer, pruning_report, pruning_summary
 from prunekit.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
+from prunekit.walk import iter_wrappers
 from prunekit.wrapper import MissingCallbackError, PruneLowMagnitude
 
 from prunekit import sparsity  # noqa: E402  (tfmot-style namespace: prunekit.sparsity.keras)
-from prunekit import subclassed  # noqa: E402, F401  (registers the pruned-model loader)
 
 __version__ = "0.1.0"
 
@@ -39,6 +38,7 @@ __all__ = [
     "PruneLowMagnitude",
     "PruningCriterion",
     "PruningPolicy",
+    "PruningReport",
     "PruningSchedule",
     "PruningSummaries",
     "SkippedLayer",
@@ -50,6 +50,7 @@ __all__ = [
     "magnitude_mask",
     "prune_low_magnitude",
     "prune_scope",
+    "pruning_report",
     "pruning_summary",
     "register_prunable",
     "sparsity",

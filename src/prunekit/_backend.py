@@ -1,10 +1,15 @@
-"""The one place where prunekit treats backends differently.
+"""The one place where prunekit deals with differences between backends.
 
-The wrapper must refuse to train when ``UpdatePruningStep`` was not used. Under ``jax.jit`` and
-``tf.function`` the step is a traced value that cannot be tested in Python, and JAX has no
-portable in-graph assertion. The variable's *stored* value can still be read while tracing:
-the trainers pass state in as arguments, but the variable keeps the concrete value it had when
-training began, which is exactly what the callback sets (-1 -> 0).
+* Reading the pruning step. The wrapper must refuse to train when ``UpdatePruningStep`` was
+  not used. Eagerly (PyTorch, and JAX/TensorFlow outside a trace) the new step has a value and
+  is checked directly; under ``jax.jit`` and ``tf.function`` it is a traced value that cannot be
+  tested in Python (and JAX has no portable in-graph assertion), so :func:`concrete_value`
+  returns None and the wrapper decides from a Python flag the callback sets instead.
+* Full precision under mixed precision: :func:`full_precision_scope` (see its docstring for
+  the Torch-specific reason).
+
+Keras internals used here (and the JAX trainer's state re-attachment after a failed step) live
+in :mod:`prunekit._keras_compat`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from prunekit._keras_compat import AutocastScope
 
 
 def concrete_value(variable: Any) -> np.ndarray | None:
@@ -29,68 +36,19 @@ def concrete_value(variable: Any) -> np.ndarray | None:
         return None
 
 
-def stored_value(variable: Any) -> np.ndarray:
-    """Return the value held by the variable outside any trace (its stored state).
-
-    Example:
-        >>> v = keras.Variable(-1, dtype="int32", trainable=False)
-        >>> int(stored_value(v))
-        -1
-    """
-    raw = variable._value  # Backend-native storage, bypassing any StatelessScope mapping.
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # Only TF reads variables through a graph: lift to eager.
-
-        with tf.init_scope():
-            return np.asarray(raw.numpy())
-    return np.asarray(keras.ops.convert_to_numpy(raw))
-
-
-def reattach_jax_state() -> None:
-    """Give a model back its variable values after a failed first JAX training step.
-
-    Keras's JAX ``fit`` detaches the values from the model's variables while an epoch runs
-    (they live in the trainer's local ``state``) and reattaches them at the epoch's end. An
-    error raised while the first step is traced -- the missing-callback error -- would leave
-    the model without values, unusable for the retry the error message asks for. This finds the
-    trainer's ``state`` on the stack and reattaches it, as Keras's ``jax_state_sync`` would.
-    Other backends keep values in their variables; nothing to do there.
-    """
-    if keras.backend.backend() != "jax":
-        return
-    import inspect
-
-    names = ("trainable_variables", "non_trainable_variables", "optimizer_variables",
-             "metrics_variables")
-    frame = inspect.currentframe()
-    while frame is not None:
-        model, state = frame.f_locals.get("self"), frame.f_locals.get("state")
-        if (frame.f_code.co_name == "fit" and isinstance(model, keras.Model)
-                and isinstance(state, tuple) and len(state) == len(names)):
-            owners = (model.trainable_variables, model.non_trainable_variables,
-                      model.optimizer.variables, model.metrics_variables)
-            for variables, values in zip(owners, state):
-                for variable, value in zip(variables, values):
-                    variable._direct_assign(value)  # Bypass the trace's StatelessScope.
-            return
-        frame = frame.f_back
-
-
 def full_precision_scope() -> Any:
     """A scope in which float variables read and write in their storage dtype.
 
     Inside a mixed-precision layer call Keras casts variables to the compute dtype when they
     are read (so masks would be ranked on float16 copies, where rounding creates ties) -- and
     on the Torch backend ``variable.assign`` then writes into that cast copy and is lost
-    (``Variable._direct_assign`` copies into ``self.value``). Reading and assigning pruning
+    (its assignment copies into the variable's current value). Reading and assigning pruning
     state inside this scope avoids both, on every backend.
 
     Example:
         >>> with full_precision_scope():
         ...     pass
     """
-    from keras.src.backend import AutocastScope  # Not exported publicly.
-
     return AutocastScope(None)
 
 

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 
 from prunekit import global_pruning
-from prunekit.prune import iter_wrappers
-from prunekit.report import weight_labels
+from prunekit.summary import weight_labels
+from prunekit.walk import iter_wrappers
 
 
 class UpdatePruningStep(keras.callbacks.Callback):

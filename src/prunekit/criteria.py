@@ -301,12 +301,12 @@ def validate_m_by_n(sparsity_m_by_n: Any) -> tuple[int, int] | None:
             "The sparsity_m_by_n argument must be a tuple/list of 2 integers. "
             f"Received: sparsity_m_by_n={sparsity_m_by_n!r}"
         )
-    for value in values:
-        if not isinstance(value, int) or isinstance(value, bool):
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(
-                "The sparsity_m_by_n argument must be a tuple/list of 2 integers, not "
-                f"including element {value!r} of type {type(value)}. "
-                f"Received: sparsity_m_by_n={sparsity_m_by_n!r}"
+                "The sparsity_m_by_n argument must be a tuple/list of 2 integers. "
+                f"Received: sparsity_m_by_n={sparsity_m_by_n!r}, including element {v!r} "
+                f"of type {type(v)}"
             )
     m, n = values
     if not 1 <= m < n:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 
-from prunekit.cli import add_backend_argument
+from prunekit.cli import add_backend_argument, print_error
 
 
 def run_demo(epochs: int = 20, seed: int = 0, verbose: bool = True) -> dict:
@@ -22,7 +20,7 @@ def run_demo(epochs: int = 20, seed: int = 0, verbose: bool = True) -> dict:
     import numpy as np
 
     import prunekit
-    from prunekit.study.models import gzipped_size
+    from prunekit.export.sizes import GZIP_LABEL, gzipped_size
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -37,10 +35,8 @@ def run_demo(epochs: int = 20, seed: int = 0, verbose: bool = True) -> dict:
     pruned.compile(optimizer="adam", loss="mse")
     pruned.fit(x, y, epochs=epochs, verbose=0, callbacks=[prunekit.UpdatePruningStep()])
     stripped = prunekit.strip_pruning(pruned)
-    with tempfile.TemporaryDirectory() as tmp:
-        sizes = {name: gzipped_size(model, os.path.join(tmp, f"{name}.h5"),
-                                    os.path.join(tmp, f"{name}.zip"))
-                 for name, model in (("pruned", pruned), ("stripped", stripped))}
+    sizes = {name: gzipped_size(model) for name, model in (("pruned", pruned),
+                                                           ("stripped", stripped))}
     layers = {layer.name: float(np.mean(keras.ops.convert_to_numpy(layer.kernel) == 0))
               for layer in stripped.layers}
     result = {"backend": keras.backend.backend(), "layers": layers, "sizes": sizes,
@@ -50,7 +46,7 @@ def run_demo(epochs: int = 20, seed: int = 0, verbose: bool = True) -> dict:
         for name, sparsity in layers.items():
             print(f"  {name:<12} kernel sparsity {sparsity:6.1%}")
         for name, zipped in sizes.items():
-            print(f"  {name:<12} saved without optimizer, zipped {zipped:>7,} B")
+            print(f"  {name:<12} {GZIP_LABEL} (without optimizer) {zipped:>7,} B")
     return result
 
 
@@ -60,4 +56,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     add_backend_argument(parser)
-    parser.set_defaults(func=lambda args: run_demo(args.epochs, args.seed) and 0)
+    parser.set_defaults(func=demo_command)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Run ``prunekit demo``; return the exit code (2: invalid arguments, nothing trained).
+
+    Example:
+        >>> demo_command(argparse.Namespace(epochs=0, seed=0))  # doctest: +SKIP
+        2
+    """
+    if args.epochs < 1:
+        print_error("demo", f"--epochs must be >= 1. Received: --epochs={args.epochs}")
+        return 2
+    if args.seed < 0:
+        print_error("demo", f"--seed must be >= 0. Received: --seed={args.seed}")
+        return 2
+    run_demo(args.epochs, args.seed)
+    return 0

@@ -124,6 +124,17 @@ class GlobalPruningGroup:
         return result
 
 
+def _require_shared(members: list[Any], attribute: str, ranking: str, plural: str) -> None:
+    """Raise unless every global wrapper has the same ``attribute`` (compared by repr)."""
+    if len({repr(getattr(w, attribute)) for w in members}) > 1:
+        raise ValueError(
+            f"Global pruning ranks all weights {ranking}, but the wrappers with "
+            f"pruning_scope='global' have different {plural}: "
+            + "; ".join(f"'{w.name}': {getattr(w, attribute)!r}" for w in members)
+            + f". Give them the same {attribute}."
+        )
+
+
 def link_global_wrappers(wrappers: Iterable[Any]) -> GlobalPruningGroup | None:
     """Group the wrappers whose scope is ``"global"``; return the group (None if there are none).
 
@@ -137,22 +148,8 @@ def link_global_wrappers(wrappers: Iterable[Any]) -> GlobalPruningGroup | None:
     members = [w for w in wrappers if getattr(w, "pruning_scope", "layer") == "global"]
     if not members:
         return None
-    schedules = {repr(w.pruning_schedule) for w in members}
-    if len(schedules) > 1:
-        raise ValueError(
-            "Global pruning ranks all weights against one schedule, but the wrappers with "
-            "pruning_scope='global' have different schedules: "
-            + "; ".join(f"'{w.name}': {w.pruning_schedule!r}" for w in members)
-            + ". Give them the same pruning_schedule."
-        )
-    criteria = {repr(w.criterion) for w in members}
-    if len(criteria) > 1:
-        raise ValueError(
-            "Global pruning ranks all weights by one criterion's scores, but the wrappers with "
-            "pruning_scope='global' have different criteria: "
-            + "; ".join(f"'{w.name}': {w.criterion!r}" for w in members)
-            + ". Give them the same criterion."
-        )
+    _require_shared(members, "pruning_schedule", "against one schedule", "schedules")
+    _require_shared(members, "criterion", "by one criterion's scores", "criteria")
     group = GlobalPruningGroup(members)
     for wrapper in members:
         wrapper._global_group = group

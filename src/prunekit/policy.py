@@ -26,6 +26,8 @@ from typing import Any
 
 import keras
 
+from prunekit import _keras_compat, walk
+
 _L = keras.layers
 _XNNPACK_ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "sigmoid")
 
@@ -55,17 +57,6 @@ class PruningPolicy(abc.ABC):
         """Raise ``ValueError`` if ``model`` cannot be pruned under this policy."""
 
 
-def _unwrap(layer: Any) -> Any:
-    """The layer a pruning wrapper holds (policies look through wrappers)."""
-    from prunekit.wrapper import PruneLowMagnitude
-
-    return layer.layer if isinstance(layer, PruneLowMagnitude) else layer
-
-
-def _unique(layers: Iterable[Any]) -> list[Any]:
-    return list({id(layer): layer for layer in layers}.values())
-
-
 class PruneForLatencyOnXNNPack(PruningPolicy):
     """Prune only 1x1 ``Conv2D`` layers of a model that XNNPACK's sparse inference can run.
 
@@ -75,7 +66,9 @@ class PruneForLatencyOnXNNPack(PruningPolicy):
     in between must be supported by XNNPACK's sparse subgraph (1x1 ``Conv2D``, suitable
     ``DepthwiseConv2D``, ``Add``, ``Multiply``, ``ZeroPadding2D``, ReLU-family activations,
     ``BatchNormalization`` on the channel axis, bilinear ``UpSampling2D``, ``Dropout``,
-    ``GlobalAveragePooling2D`` with ``keepdims``). Semantics and messages follow tfmot.
+    ``GlobalAveragePooling2D`` with ``keepdims``, and the Keras operations ``x + y``,
+    ``x - y`` and ``x * y`` with the ``Identity`` layer -- tfmot's ``TFOpLambda`` add,
+    subtract, multiply and identity). Semantics and messages follow tfmot.
 
     References: Fast Sparse ConvNets (arXiv:1911.09723); XNNPACK sparse inference.
 
@@ -90,22 +83,11 @@ class PruneForLatencyOnXNNPack(PruningPolicy):
 
     def allow_pruning(self, layer: keras.layers.Layer) -> bool:
         """Allow only ``Conv2D`` layers (subclasses too) with a 1x1 kernel."""
-        layer = _unwrap(layer)
+        layer = walk.unwrap(layer)
         return isinstance(layer, _L.Conv2D) and tuple(layer.kernel_size) == (1, 1)
 
     # ------------------------------------------------------------------------ graph walking
-    # A layer shared by several graphs (a clone reuses the original's layers) has a node in
-    # each; they have the same topology, so neighbours are collected once each.
-    def _producers(self, layer: Any) -> list[Any]:
-        return _unique(_unwrap(parent.operation) for node in _unwrap(layer)._inbound_nodes
-                       for parent in node.parent_nodes)
-
-    def _consumers(self, layer: Any) -> list[Any]:
-        def first(op: Any) -> Any:  # A nested Sequential is entered at its first layer.
-            return first(op.layers[0]) if isinstance(op, keras.Sequential) else _unwrap(op)
-
-        return _unique(first(node.operation) for node in _unwrap(layer)._outbound_nodes)
-
+    # Layers and Keras Operation nodes (`x + r`) alike, through prunekit.walk.
     @staticmethod
     def _lookup_layers(sources: Iterable[Any], stop: Callable[[Any], bool],
                        step: Callable[[Any], list[Any]]) -> set[Any]:
@@ -134,13 +116,13 @@ class PruneForLatencyOnXNNPack(PruningPolicy):
         """Conv2D 3x3 over 3 channels, stride 2, 'valid', fed only by ZeroPadding2D(1)."""
         if not isinstance(layer, _L.Conv2D) or not hasattr(layer, "kernel"):
             return False
-        producers = self._producers(layer)
+        producers = walk.producers(layer)
         return (tuple(layer.kernel.shape[:3]) == (3, 3, 3) and tuple(layer.strides) == (2, 2)
                 and layer.padding.lower() == "valid" and len(producers) == 1
                 and self._padding_is(producers[0], 1))
 
     def _depthwise_supported(self, layer: Any) -> bool:
-        producers = self._producers(layer)
+        producers = walk.producers(layer)
         padded = producers[0] if len(producers) == 1 else None
         size, strides = tuple(layer.kernel_size), tuple(layer.strides)
         padding = layer.padding.lower()
@@ -154,9 +136,11 @@ class PruneForLatencyOnXNNPack(PruningPolicy):
                 and any(cases))
 
     def _is_supported(self, layer: Any) -> bool:
-        """Whether XNNPACK's sparse subgraph can run ``layer``."""
+        """Whether XNNPACK's sparse subgraph can run ``layer`` (a layer or an operation)."""
+        if walk.is_operation_node(layer):
+            return isinstance(layer, _keras_compat.ELEMENTWISE_OPS)
         simple = (_L.Add, _L.Multiply, _L.ZeroPadding2D, _L.ReLU, _L.LeakyReLU, _L.ELU,
-                  _L.Dropout)
+                  _L.Dropout, _L.Identity)  # Identity: tfmot's TFOpLambda `tf.identity`.
         if isinstance(layer, simple):
             return True
         if isinstance(layer, _L.DepthwiseConv2D):
@@ -178,23 +162,20 @@ class PruneForLatencyOnXNNPack(PruningPolicy):
     # ------------------------------------------------------------------------ the check
     def ensure_model_supports_pruning(self, model: keras.Model) -> None:
         """Raise ``ValueError`` unless ``model`` has an XNNPACK-sparse-compatible graph."""
-        from keras.src.models.functional import Functional  # Not exported publicly.
-
-        if not isinstance(model, (keras.Sequential, Functional)):
+        if not walk.is_graph_model(model):
             raise ValueError("Subclassed models are not supported currently.")
         if not model.built or not model.inputs:
             raise ValueError("Unbuilt models are not supported currently.")
-        inputs = {id(t): t._keras_history.operation for t in model.inputs}
-        start = self._lookup_layers(list(inputs.values()), self._is_start, self._consumers)
+        start = self._lookup_layers(walk.input_operations(model), self._is_start,
+                                    walk.consumers)
         if not start:
             raise ValueError(
                 "Could not find `Conv2D 3x3` layer with stride 2x2, `input filters == 3` and "
                 "`VALID` padding and preceding `ZeroPadding2D` with `padding == 1` in all "
                 "input branches of the model")
-        outputs = {id(t): _unwrap(t._keras_history.operation) for t in model.outputs}
-        end = self._lookup_layers(list(outputs.values()),
+        end = self._lookup_layers(walk.output_operations(model),
                                   lambda layer: isinstance(layer, _L.GlobalAveragePooling2D),
-                                  self._producers)
+                                  walk.producers)
         if not end:
             raise ValueError(
                 "Could not find a `GlobalAveragePooling2D` layer in all output branches")
@@ -206,5 +187,5 @@ class PruneForLatencyOnXNNPack(PruningPolicy):
                                  f"{type(self).__name__} pruning policy")
             return id(layer) in end_ids
 
-        self._lookup_layers([c for layer in start for c in self._consumers(layer)], visit,
-                            self._consumers)
+        self._lookup_layers([c for layer in start for c in walk.consumers(layer)], visit,
+                            walk.consumers)

@@ -1,26 +1,23 @@
 """``prune_low_magnitude`` and ``strip_pruning``: putting wrappers into models and taking them out.
 
-Sequential and Functional models are cloned with ``keras.models.clone_model``; each layer of
-the clone is a wrapper around the *original* layer object, so the pruned model shares its
-weights with the model it came from (as in tfmot). Containers inside them -- RNNs,
-``Bidirectional``, ``TimeDistributed``, custom blocks, subclassed sub-models -- are wrapped as a
-whole, with a mask for each prunable weight of their parts. Subclassed models are pruned in
-place (see :mod:`prunekit.subclassed`). Everything is validated before anything is cloned or
-changed: a model that cannot be pruned as asked is left untouched.
+The two entry points validate their arguments, then hand the work to the module for the kind
+of object given: a layer or a list of layers is wrapped here; Sequential and Functional models
+are cloned with wrapped layers (:mod:`prunekit.functional`); subclassed models are pruned in
+place (:mod:`prunekit.subclassed`). Containers inside them -- RNNs, ``Bidirectional``,
+``TimeDistributed``, custom blocks, subclassed sub-models -- are wrapped as a whole, with a mask
+for each prunable weight of their parts. A model that cannot be pruned as asked is left
+untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import keras
-from keras.src.models.functional import Functional  # Not exported publicly.
 
-from prunekit import criteria, global_pruning, registry
+from prunekit import criteria, functional, global_pruning, registry, subclassed, walk
 from prunekit.schedules import ConstantSparsity, PruningSchedule
 from prunekit.wrapper import PruneLowMagnitude
 
@@ -29,105 +26,6 @@ _TYPE_ERROR = (
     "keras.models.Sequential, keras functional model, keras.layers.Layer, "
     "list of keras.layers.Layer. You passed an object of type: {name}."
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class SkippedLayer:
-    """A layer ``prune_low_magnitude(..., skip_unsupported=True)`` left unpruned, and why.
-
-    For a container (an RNN with a custom cell, a custom block), the layer named is the part
-    at fault; the whole container is left unwrapped.
-
-    Attributes:
-        path: Where the layer sits in the model, e.g. ``"encoder/block_1/odd"``.
-        class_name: The layer's class.
-        reason: Why prunekit cannot prune it.
-
-    Example:
-        >>> SkippedLayer("odd", "Odd", "unknown layer").path
-        'odd'
-    """
-
-    path: str
-    class_name: str
-    reason: str
-
-
-def _is_graph_model(obj: Any) -> bool:
-    return isinstance(obj, (keras.Sequential, Functional))
-
-
-def graph_problems(model: keras.Model, policy: Any, path: str = "") -> dict[int, SkippedLayer]:
-    """Every layer of a Sequential/Functional ``model`` (recursively) that cannot be wrapped.
-
-    Returns:
-        ``{id(layer): SkippedLayer}``; layers the policy excludes are not problems.
-
-    Example:
-        >>> graph_problems(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]), None)
-        {}
-    """
-    problems = {}
-    for layer in model.layers:
-        where = f"{path}{layer.name}"
-        if isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)):
-            continue
-        if _is_graph_model(layer):
-            problems.update(graph_problems(layer, policy, where + "/"))
-        elif policy is None or policy.allow_pruning(layer):
-            found = registry.find_unsupported(layer, where)
-            if found is not None:  # Named after the culprit: a container's unsupported part.
-                culprit, culprit_path, reason = found
-                problems[id(layer)] = SkippedLayer(culprit_path, type(culprit).__name__, reason)
-    return problems
-
-
-def raise_or_warn(problems: list[SkippedLayer], skip_unsupported: bool) -> None:
-    """Raise for unsupported layers, or warn once listing those that will be skipped."""
-    if not problems:
-        return
-    listing = "; ".join(f"'{p.path}' ({p.class_name}): {p.reason}" for p in problems)
-    if not skip_unsupported:
-        first = problems[0]
-        more = f" All unsupported: {listing}." if len(problems) > 1 else ""
-        raise registry.unsupported_error(first.path, first.class_name, first.reason,
-                                         f"{more} Nothing was changed.")
-    warnings.warn(f"prune_low_magnitude left {len(problems)} unsupported layer(s) unpruned "
-                  f"(see the model's `_prunekit_skipped`): {listing}", stacklevel=4)
-
-
-def _prune_model(model: keras.Model, params: dict[str, Any], policy: Any,
-                 skip: set[int] | frozenset[int] = frozenset()) -> keras.Model:
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if _is_graph_model(layer):
-            return _prune_model(layer, params, policy, skip)
-        if isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)) or id(layer) in skip:
-            return layer
-        if policy is not None and not policy.allow_pruning(layer):
-            return layer
-        return PruneLowMagnitude(layer, **params)
-
-    return keras.models.clone_model(model, clone_function=clone)
-
-
-def prune_graph_model(model: keras.Model, params: dict[str, Any], policy: Any,
-                      skip_unsupported: bool) -> keras.Model:
-    """Validate, then clone a Sequential/Functional model with wrapped layers.
-
-    Example:
-        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-        >>> pruned = prune_graph_model(model, {}, None, False)
-        >>> pruned._prunekit_skipped
-        ()
-    """
-    if policy is not None:
-        policy.ensure_model_supports_pruning(model)
-    problems = graph_problems(model, policy)
-    raise_or_warn(list(problems.values()), skip_unsupported)
-    pruned = _prune_model(model, params, policy, set(problems))
-    pruned._prunekit_skipped = tuple(problems.values())
-    global_pruning.link_global_wrappers(iter_wrappers(pruned))
-    return pruned
 
 
 def prune_low_magnitude(
@@ -151,8 +49,9 @@ def prune_low_magnitude(
     * A list returns a list of wrappers (existing wrappers are kept).
     * A Sequential or Functional model returns a clone whose layers are wrapped (shared layers
       once, nested models recursively); it shares weights with ``to_prune`` and must be
-      compiled again. ``pruned._prunekit_skipped`` lists the layers left unpruned by
-      ``skip_unsupported`` (a tuple of :class:`SkippedLayer`).
+      compiled again. Keras Operation nodes (``x + y`` on symbolic tensors) are kept as they
+      are. :func:`prunekit.pruning_report` lists the layers left unpruned by
+      ``skip_unsupported``, with the reasons.
     * A subclassed model (built) is pruned **in place** and returned: its layer attributes
       become wrappers (see :mod:`prunekit.subclassed` for why); compile it again.
 
@@ -167,7 +66,7 @@ def prune_low_magnitude(
             target on its own) or ``"global"``: one threshold on the criterion's scores across
             all pruned weights of the model (see :mod:`prunekit.global_pruning`).
         skip_unsupported: For models: leave layers prunekit cannot prune unwrapped, warn once
-            and record them in ``_prunekit_skipped``, instead of raising.
+            and record them for :func:`prunekit.pruning_report`, instead of raising.
         criterion: Which weights to prune, a :class:`~prunekit.PruningCriterion` (or its
             serialized form); default: the one ``block_size``, ``block_pooling_type`` and
             ``sparsity_m_by_n`` describe (magnitude when they are left at their defaults).
@@ -205,11 +104,9 @@ def prune_low_magnitude(
     }
     if isinstance(to_prune, list):
         return _prune_list(to_prune, params)
-    if _is_graph_model(to_prune):
-        return prune_graph_model(to_prune, params, pruning_policy, skip_unsupported)
+    if walk.is_graph_model(to_prune):
+        return functional.prune_graph_model(to_prune, params, pruning_policy, skip_unsupported)
     if isinstance(to_prune, keras.Model):
-        from prunekit import subclassed
-
         return subclassed.prune_in_place(to_prune, params, pruning_policy, skip_unsupported)
     if isinstance(to_prune, keras.layers.Layer):
         if isinstance(to_prune, PruneLowMagnitude):
@@ -236,24 +133,6 @@ def _prune_list(layers: list[Any], params: dict[str, Any]) -> list[Any]:
         else:
             result.append(PruneLowMagnitude(layer, **params))
     return result
-
-
-def iter_wrappers(model: Any) -> Iterator[PruneLowMagnitude]:
-    """Yield every ``PruneLowMagnitude`` wrapper in ``model``, however deeply nested.
-
-    Example:
-        >>> pruned = prune_low_magnitude(keras.Sequential([keras.Input((3,)),
-        ...                                                keras.layers.Dense(2)]))
-        >>> len(list(iter_wrappers(pruned)))
-        1
-    """
-    if isinstance(model, PruneLowMagnitude):
-        yield model
-    seen = set()
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, PruneLowMagnitude) and id(layer) not in seen:
-            seen.add(id(layer))
-            yield layer
 
 
 def strip_pruning(model: keras.Model) -> keras.Model:
@@ -284,36 +163,22 @@ def strip_pruning(model: keras.Model) -> keras.Model:
             "Expected model to be a `keras.Model` instance. "
             f"Received: an object of type {type(model).__name__}"
         )
-    for wrapper in iter_wrappers(model):
+    for wrapper in walk.iter_wrappers(model):
         if wrapper.built:
             wrapper.apply_masks()
-    if not _is_graph_model(model):
-        from prunekit import subclassed
-
+    if not walk.is_graph_model(model):
         return subclassed.strip_in_place(model)
-    return _strip(model)
-
-
-def _strip(model: keras.Model) -> keras.Model:
-    def unwrap(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if isinstance(layer, keras.Model) and _is_graph_model(layer):
-            return _strip(layer)
-        if isinstance(layer, PruneLowMagnitude):
-            inner = layer.layer
-            if getattr(layer, "_input_shape_arg", None) is not None:
-                inner._input_shape_arg = layer._input_shape_arg
-            return inner
-        return layer
-
-    return keras.models.clone_model(model, clone_function=unwrap)
+    return functional.strip_graph_model(model)
 
 
 @contextlib.contextmanager
 def prune_scope() -> Iterator[None]:
-    """Compatibility no-op: pruned models load with plain ``keras.saving.load_model``.
+    """tfmot's scope for loading pruned models; not needed with prunekit, kept for old code.
 
-    Kept so that tfmot code (``with prune_scope(): load_model(...)``) keeps running; it opens
-    a custom-object scope holding the wrapper class.
+    Pruned models load with plain ``keras.saving.load_model`` (the wrapper class is registered
+    with Keras when ``prunekit`` is imported). So that tfmot code
+    (``with prune_scope(): load_model(...)``) keeps running, this opens a custom-object scope
+    holding the wrapper class under its tfmot name, ``PruneLowMagnitude``.
 
     Example:
         >>> with prune_scope():

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
-from keras.src.layers.rnn.conv_lstm import ConvLSTMCell  # Not exported; ConvLSTM*D's cell.
+
+from prunekit._keras_compat import ConvLSTMCell, direct_sub_layers, own_variables
 
 _L = keras.layers
 _RECURRENT = ("kernel", "recurrent_kernel")
@@ -175,7 +176,7 @@ def sub_layers(layer: Any) -> list[Any]:
     """
     if type(layer) in _CONTAINERS:
         return _CONTAINERS[type(layer)](layer)
-    return list(layer._flatten_layers(include_self=False, recursive=False))
+    return direct_sub_layers(layer)
 
 
 def is_custom_container(layer: Any) -> bool:
@@ -195,7 +196,7 @@ def is_custom_container(layer: Any) -> bool:
 
 def own_weight_names(layer: Any) -> list[str]:
     """Names of the variables ``layer`` creates itself (not through sub-layers)."""
-    return [v.name for v in layer._trainable_variables + layer._non_trainable_variables]
+    return [v.name for v in own_variables(layer)]
 
 
 def find_unsupported(layer: Any, path: str | None = None) -> tuple[Any, str, str] | None:

@@ -37,61 +37,17 @@ and steps included. The model class must be serializable as for any saved subcla
 from __future__ import annotations
 
 import dataclasses
-import functools
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import keras
-from keras.src.models.functional import Functional  # Not exported publicly.
 
-from prunekit import global_pruning, registry
-from prunekit.prune import SkippedLayer, _prune_model, graph_problems, iter_wrappers
-from prunekit.prune import _is_graph_model, _strip, raise_or_warn
+from prunekit import _keras_compat, functional, global_pruning, registry, summary, walk
+from prunekit.summary import SkippedLayer
+from prunekit.walk import Step, attribute_children, describe
 from prunekit.wrapper import PruneLowMagnitude
 
-Step = tuple[str, Any]  # ("attr", name) | ("item", index) | ("key", key)
 _REGISTERED_PACKAGE, _REGISTERED_NAME = "prunekit", "PrunedModel"
-
-
-@functools.cache
-def _internal_names() -> frozenset[str]:
-    """Attribute names Keras (and torch.nn.Module) give every layer and model."""
-    return frozenset(dir(keras.Model())) | frozenset(dir(keras.layers.Layer()))
-
-
-def _find_layers(value: Any, steps: tuple[Step, ...]) -> Iterator[tuple[tuple[Step, ...], Any]]:
-    if isinstance(value, keras.layers.Layer):
-        yield steps, value
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _find_layers(item, steps + (("item", i),))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str):
-                yield from _find_layers(item, steps + (("key", key),))
-
-
-def _children(layer: Any) -> Iterator[tuple[tuple[Step, ...], Any]]:
-    """The sub-layers held by ``layer``'s own attributes, with their steps from ``layer``."""
-    attributes = dict(vars(layer))
-    attributes.update(getattr(layer, "_modules", None) or {})  # Torch keeps sub-modules here.
-    for name, value in attributes.items():
-        if name not in _internal_names():
-            yield from _find_layers(value, (("attr", name),))
-
-
-def describe(steps: tuple[Step, ...] | list[Any]) -> str:
-    """A readable attribute path: ``encoder.blocks[0].dense``.
-
-    Example:
-        >>> describe((("attr", "blocks"), ("item", 0), ("attr", "dense")))
-        'blocks[0].dense'
-    """
-    text = ""
-    for kind, key in steps:
-        text += f".{key}" if kind == "attr" else f'["{key}"]' if kind == "key" else f"[{key}]"
-    return text.lstrip(".")
 
 
 @dataclasses.dataclass
@@ -113,7 +69,7 @@ class _Plan:
 
 
 def _plan(owner: Any, prefix: tuple[Step, ...], policy: Any, plan: _Plan) -> None:
-    for steps, child in _children(owner):
+    for steps, child in attribute_children(owner):
         full = prefix + steps
         if id(child) in plan.changes:
             plan.changes[id(child)].slots.append((owner, steps, full))
@@ -122,16 +78,16 @@ def _plan(owner: Any, prefix: tuple[Step, ...], policy: Any, plan: _Plan) -> Non
             continue
         plan.visited.add(id(child))
         where = describe(full)
-        if type(child) in (keras.Sequential, Functional):  # Its own subclasses are wrapped.
-            if any(True for _ in iter_wrappers(child)):
+        if _keras_compat.is_plain_graph_model(child):  # Its own subclasses are wrapped.
+            if walk.has_wrappers(child):
                 continue  # Already pruned.
-            problems = graph_problems(child, policy, where + "/")
+            problems = functional.graph_problems(child, policy, where + "/")
             plan.problems.extend(problems.values())
             plan.changes[id(child)] = _Change(child, "clone", [(owner, steps, full)],
                                               frozenset(problems))
         elif registry.is_pass_through(child):
             continue
-        elif (registry.is_custom_container(child) and not _is_graph_model(child)
+        elif (registry.is_custom_container(child) and not walk.is_graph_model(child)
               and not registry.own_weight_names(child)):
             _plan(child, full, policy, plan)
         elif policy is not None and not policy.allow_pruning(child):
@@ -157,9 +113,7 @@ def _set_in(value: Any, steps: tuple[Step, ...], new: Any) -> Any:
 
 def _replace(owner: Any, steps: tuple[Step, ...], old: Any, new: Any) -> None:
     """Replace ``old`` by ``new`` at ``steps`` of ``owner``, keeping Keras's tracking right."""
-    tracker = owner._tracker
-    if tracker.is_in_store("layers", old) and not tracker.is_in_store("layers", new):
-        tracker.replace_tracked_value("layers", old, new)
+    _keras_compat.replace_tracked_layer(owner, old, new)
     (_, name), rest = steps[0], steps[1:]
     value = _set_in(getattr(owner, name), rest, new) if rest else new
     if not rest or value is not getattr(owner, name):
@@ -168,9 +122,7 @@ def _replace(owner: Any, steps: tuple[Step, ...], old: Any, new: Any) -> None:
 
 def _make(change: _Change, params: dict[str, Any], policy: Any) -> Any:
     if change.kind == "clone":
-        clone = _prune_model(change.old, params, policy, change.skip)
-        clone._prunekit_skipped = ()
-        return clone
+        return functional.clone_pruned(change.old, params, policy, change.skip)
     wrapper = PruneLowMagnitude(change.old, **params)
     if change.old.built:
         wrapper.build(None)  # The inner layer is built: create masks now, not while tracing.
@@ -203,7 +155,7 @@ def prune_in_place(model: keras.Model, params: dict[str, Any], policy: Any,
     """
     if policy is not None:
         policy.ensure_model_supports_pruning(model)
-    if not model._call_has_training_arg:
+    if not _keras_compat.call_has_training_arg(model):
         warnings.warn(
             f"{type(model).__name__}.call() has no `training` argument: Keras's `fit` then "
             "runs the model's layers as in inference and the pruning wrappers never update. "
@@ -217,7 +169,7 @@ def prune_in_place(model: keras.Model, params: dict[str, Any], policy: Any,
             f"{type(model).__name__}")
     plan = _Plan(visited={id(model)})
     _plan(model, (), policy, plan)
-    raise_or_warn(plan.problems, skip_unsupported)
+    summary.raise_or_warn(plan.problems, skip_unsupported)
     for change in plan.changes.values():
         change.new = _make(change, params, policy)
         for owner, steps, _ in change.slots:
@@ -226,7 +178,7 @@ def prune_in_place(model: keras.Model, params: dict[str, Any], policy: Any,
     replacements = list(previous.replacements) if previous else []
     replacements += [([full for _, _, full in c.slots], c.new) for c in plan.changes.values()]
     _mark_pruned(model, _Record(replacements, tuple(plan.problems)))
-    global_pruning.link_global_wrappers(iter_wrappers(model))
+    global_pruning.link_global_wrappers(walk.iter_wrappers(model))
     return model
 
 
@@ -234,7 +186,7 @@ def _mark_pruned(model: keras.Model, record: _Record) -> None:
     base = getattr(type(model), "_prunekit_base", type(model))
     model.__class__ = _pruned_class(base)
     object.__setattr__(model, "_prunekit_record", record)  # A plain attribute, not tracked.
-    object.__setattr__(model, "_prunekit_skipped", record.skipped)
+    summary.record_skipped(model, record.skipped)
     for name in ("train_function", "test_function", "predict_function"):
         if getattr(model, name, None) is not None:  # Traced without the wrappers: retrace.
             setattr(model, name, None)
@@ -249,22 +201,22 @@ def strip_in_place(model: keras.Model) -> keras.Model:
     base = getattr(type(model), "_prunekit_base", None)
     if base is not None:
         model.__class__ = base
-    for name in ("_prunekit_record", "_prunekit_skipped"):
-        if name in vars(model):
-            object.__delattr__(model, name)
+    if "_prunekit_record" in vars(model):
+        object.__delattr__(model, "_prunekit_record")
+    summary.forget_skipped(model)
     return model
 
 
 def _strip_children(owner: Any, visited: set[int]) -> None:
     done: dict[int, Any] = {}
-    for steps, child in list(_children(owner)):
+    for steps, child in list(attribute_children(owner)):
         if id(child) in done:
             _replace(owner, steps, child, done[id(child)])
         elif isinstance(child, PruneLowMagnitude):
             done[id(child)] = child.layer
             _replace(owner, steps, child, child.layer)
-        elif _is_graph_model(child) and any(True for _ in iter_wrappers(child)):
-            done[id(child)] = _strip(child)
+        elif walk.is_graph_model(child) and walk.has_wrappers(child):
+            done[id(child)] = functional.strip_graph_model(child)
             _replace(owner, steps, child, done[id(child)])
         elif id(child) not in visited and registry.is_custom_container(child):
             visited.add(id(child))
@@ -304,7 +256,7 @@ def _from_config(cls: type, config: dict[str, Any], custom_objects: Any = None) 
             _replace_at(model, path, layer)
         replacements.append((list(paths), layer))
     _mark_pruned(model, _Record(replacements, ()))
-    global_pruning.link_global_wrappers(iter_wrappers(model))
+    global_pruning.link_global_wrappers(walk.iter_wrappers(model))
     return model
 
 

@@ -32,10 +32,8 @@ from typing import Any
 
 import keras
 from keras import ops
-from keras.src.backend import get_stateless_scope  # Not exported publicly.
-from keras.src.utils.tracking import DotNotTrackScope  # Not exported publicly.
 
-from prunekit import _backend, criteria, global_pruning, registry
+from prunekit import _backend, _keras_compat, criteria, global_pruning, registry
 from prunekit.schedules import ConstantSparsity, PruningSchedule, deserialize_schedule
 
 MISSING_CALLBACK_MESSAGE = (
@@ -120,8 +118,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.thresholds: list[Any] = []
         self._step_ready = False  # Set by UpdatePruningStep; see _check_callback.
         self.supports_masking = getattr(layer, "supports_masking", False)
-        if getattr(layer, "_input_shape_arg", None) is not None:
-            self._input_shape_arg = layer._input_shape_arg  # Lets Sequential build itself.
+        _keras_compat.copy_input_shape(layer, self)  # Lets Sequential build itself.
 
     def _mirror_call_signature(self, layer: keras.layers.Layer) -> None:
         """Make Keras bind the wrapper's call arguments exactly as the inner layer's.
@@ -137,12 +134,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                             len(params))
             params.insert(position, inspect.Parameter(
                 "training", inspect.Parameter.KEYWORD_ONLY, default=None))
-        self._call_signature = signature.replace(parameters=params)
-        self.call_signature_parameters = [p.name for p in params]
-        self._call_has_training_arg = True
-        self._call_has_mask_arg = "mask" in self.call_signature_parameters
-        self._call_has_context_arg = {
-            arg: arg in self.call_signature_parameters for arg in self._call_context_args}
+        _keras_compat.mirror_call_signature(self, signature.replace(parameters=params))
 
     # ----------------------------------------------------------------------------- state
     @property
@@ -166,17 +158,18 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         return list(self._pruned)
 
     def _maybe_build(self, call_spec: Any) -> None:
-        # Build the inner layer from all its call arguments (MultiHeadAttention needs the
-        # query and the value shapes), the way Keras would; then build the wrapper's state.
+        # Keras's build hook (see _keras_compat.build_from_call_spec): build the inner layer
+        # from all its call arguments (MultiHeadAttention needs the query and the value
+        # shapes), the way Keras would; then build the wrapper's state.
         if not self.built and not self.layer.built:
-            self.layer._maybe_build(call_spec)
+            _keras_compat.build_from_call_spec(self.layer, call_spec)
         super()._maybe_build(call_spec)
 
     def build(self, input_shape: Any = None) -> None:
         super().build(input_shape)
         weights = registry.get_prunable_weights(self.layer)
         self._check_weight_ranks(weights)
-        with DotNotTrackScope():  # The inner layer owns these variables: do not track twice.
+        with _keras_compat.DotNotTrackScope():  # The inner layer owns them: track once.
             self._pruned = tuple(weights)
         with _backend.full_precision_scope():  # The storage dtype, even when built mid-call.
             for weight in weights:
@@ -236,7 +229,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             value = 1 if self._step_ready else 0
         if int(value) < 1:
             if traced:
-                _backend.reattach_jax_state()
+                _keras_compat.reattach_jax_state()
             raise MissingCallbackError(
                 f"{MISSING_CALLBACK_MESSAGE} (layer '{self.name}' was called with "
                 f"training=True while its pruning_step was {int(value) - 1}; "
@@ -282,7 +275,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 masked = ops.multiply(value, mask)
                 value = value + ops.stop_gradient(masked - value) if training else masked
             mapping.append((variable, value))
-        outer = get_stateless_scope()
+        outer = _keras_compat.get_stateless_scope()
         collect = True if outer is None else outer.collect_losses
         with keras.StatelessScope(state_mapping=mapping, collect_losses=collect) as scope:
             outputs = self.layer(*args, **kwargs)

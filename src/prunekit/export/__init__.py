@@ -30,6 +30,7 @@ from prunekit.export.quantize import dequantize_int8, quantize_int8
 from prunekit.export.sizes import (
     ModelSizes,
     binary_entropy,
+    gzipped_size,
     keras_file_sizes,
     model_sizes,
     reconstruction_error,
@@ -46,6 +47,7 @@ __all__ = [
     "dequantize_int8",
     "encode_model",
     "export_deployable",
+    "gzipped_size",
     "keras_file_sizes",
     "load_compressed",
     "model_sizes",

@@ -4,6 +4,9 @@ Keras serializes every constructor argument, defaults included. At small model s
 outweighs the weights, so keys equal to their defaults are dropped -- but only where rebuilding
 from the shorter config gives back the very same config, which is checked here. Anything that
 does not verify is kept as Keras wrote it.
+
+Keras Operation nodes of a Functional graph (``x + y``, ``ops.concatenate``: not layers) are
+entries of its ``layers`` list like any layer, and are compacted and verified the same way.
 """
 
 from __future__ import annotations

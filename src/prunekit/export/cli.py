@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from prunekit.cli import add_backend_argument
+from prunekit.cli import add_backend_argument, print_error
 
 _WEIGHT_MODES = ("float32", "float16", "int8")
 _FORMATS = ("pkz", "litert", "tf_saved_model", "onnx", "openvino", "torch")
@@ -77,8 +76,30 @@ def _load(path: str):
     return model, model
 
 
+def _check_export_args(args: argparse.Namespace) -> None:
+    """Check ``prunekit export``'s arguments before any work (raises on the first problem)."""
+    from prunekit.export.deploy import check_deployable
+    from prunekit.export.format import check_weights_mode
+    from prunekit.export.io import check_output_path
+
+    if args.format == "pkz":
+        check_weights_mode(args.weights)
+        check_output_path(args.output, args.force)
+    else:
+        check_deployable(args.format, args.output)
+    _check_model_file(args.model)
+
+
+def _check_model_file(path: str) -> None:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"No such model file: {path}")
+
+
 def run_export(args: argparse.Namespace) -> int:
     """Run ``prunekit export``; returns the exit code.
+
+    0: written; 2: invalid arguments (nothing was read or written); 1: the export failed
+    (a package it needs is missing, the model could not be loaded or written).
 
     Example:
         >>> run_export(argparse.Namespace(model="m.keras", output="o.pkz", weights="int8",
@@ -86,17 +107,16 @@ def run_export(args: argparse.Namespace) -> int:
         0
     """
     from prunekit.export import export_deployable, save_compressed
-    from prunekit.export.deploy import check_deployable
-    from prunekit.export.format import check_output_path, check_weights_mode
 
     try:
-        if args.format == "pkz":
-            check_weights_mode(args.weights)
-            check_output_path(args.output, args.force)
-        else:
-            check_deployable(args.format, args.output)
-        if not Path(args.model).is_file():
-            raise FileNotFoundError(f"No such model file: {args.model}")
+        _check_export_args(args)
+    except ImportError as err:
+        print_error("export", err)
+        return 1
+    except (ValueError, OSError) as err:
+        print_error("export", err)
+        return 2
+    try:
         _, plain = _load(args.model)
         if args.format == "pkz":
             written = save_compressed(
@@ -107,7 +127,7 @@ def run_export(args: argparse.Namespace) -> int:
             art = export_deployable(plain, args.output, args.format, overwrite=args.force)
             print(f"wrote {art.path}: {art.bytes:,} bytes ({art.format}, {art.backend} backend)")
     except (ValueError, ImportError, OSError) as err:
-        print(f"prunekit export: error: {err}", file=sys.stderr)
+        print_error("export", err)
         return 1
     return 0
 
@@ -121,12 +141,17 @@ def format_sizes(sizes) -> str:
         >>> "int8" in format_sizes(s)
         True
     """
+    from prunekit.export.sizes import GZIP_LABEL
+
     rows = [
         ("parameters", f"{sizes.params:,}", ""),
         ("nonzeros", f"{sizes.nonzeros:,}", f"{sizes.nonzeros / max(sizes.params, 1):.1%} dense"),
         (".keras file", f"{sizes.keras_bytes:,}", ""),
         (".keras zipped (deflate)", f"{sizes.keras_zip_bytes:,}", "1.00x"),
     ]
+    if sizes.gzipped_bytes is not None:
+        rows.append((f"{GZIP_LABEL} (article)", f"{sizes.gzipped_bytes:,}",
+                     "save(include_optimizer=False), zipped"))
     if sizes.keras_int8_bytes is not None:
         rows.append((".keras after quantize('int8')", f"{sizes.keras_int8_bytes:,}", ""))
         rows.append(("  zipped", f"{sizes.keras_int8_zip_bytes:,}", ""))
@@ -147,6 +172,8 @@ def format_sizes(sizes) -> str:
 def run_size(args: argparse.Namespace) -> int:
     """Run ``prunekit size``; returns the exit code.
 
+    0: printed; 2: no such model file; 1: the model could not be loaded or measured.
+
     Example:
         >>> run_size(argparse.Namespace(model="m.keras", json_path=None,
         ...          no_keras_int8=True))  # doctest: +SKIP
@@ -155,12 +182,15 @@ def run_size(args: argparse.Namespace) -> int:
     from prunekit.export import model_sizes
 
     try:
-        if not Path(args.model).is_file():
-            raise FileNotFoundError(f"No such model file: {args.model}")
+        _check_model_file(args.model)
+    except OSError as err:
+        print_error("size", err)
+        return 2
+    try:
         model, plain = _load(args.model)
         sizes = model_sizes(model, stripped=plain, keras_int8=not args.no_keras_int8)
     except (ValueError, ImportError, OSError) as err:
-        print(f"prunekit size: error: {err}", file=sys.stderr)
+        print_error("size", err)
         return 1
     print(format_sizes(sizes))
     if args.json_path:

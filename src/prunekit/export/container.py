@@ -252,20 +252,3 @@ def read_sections(blob: bytes, names: dict[int, str]) -> dict[int, bytes]:
         )
     return sections
 
-
-def section_codecs(blob: bytes) -> list[tuple[int, str, int, int]]:
-    """List ``(kind, codec name, raw bytes, stored bytes)`` of each section, without decoding.
-
-    Example:
-        >>> section_codecs(MAGIC + bytes([VERSION]) + end_section())
-        [(0, 'stored', 0, 0)]
-    """
-    pos, out = len(MAGIC) + 1, []
-    while pos < len(blob):
-        kind, codec = blob[pos], blob[pos + 1]
-        raw_len, pos = read_uvarint(blob, pos + 2, "a section header")
-        stored_len, pos = read_uvarint(blob, pos, "a section header")
-        name = CODEC_NAMES.get(codec & 0x0F, "?") + (f"+shuffle{codec >> 4}" if codec >> 4 else "")
-        out.append((kind, name, raw_len, stored_len))
-        pos += stored_len + 4
-    return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 
 import keras
@@ -17,6 +16,7 @@ import numpy as np
 
 from prunekit.export import container, tensors
 from prunekit.export.architecture import architecture_json, model_from_json_bytes
+from prunekit.export.io import check_output_path, write_atomic
 
 WEIGHT_MODES = ("float32", "float16", "int8")
 
@@ -61,7 +61,7 @@ def pruning_wrappers(model: keras.layers.Layer) -> list[str]:
         >>> pruning_wrappers(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
         []
     """
-    from prunekit.prune import iter_wrappers
+    from prunekit.walk import iter_wrappers
 
     return [wrapper.name for wrapper in iter_wrappers(model)]
 
@@ -69,8 +69,8 @@ def pruning_wrappers(model: keras.layers.Layer) -> list[str]:
 def check_exportable(model: object) -> None:
     """Raise unless ``model`` is a plain, built Keras model (``TypeError`` for a non-model).
 
-    A model still wrapped for pruning is refused (detected by the class name
-    ``PruneLowMagnitude``, so this module does not depend on the pruning code).
+    A model still wrapped for pruning is refused, naming its wrappers (found with
+    :func:`prunekit.walk.iter_wrappers`, at any depth).
 
     Example:
         >>> check_exportable(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
@@ -185,75 +185,6 @@ def decode_model(data: bytes) -> keras.Model:
     return model
 
 
-def _atomic_write(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it, then ``os.replace`` it in place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _link_no_clobber(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename durable too, where the platform allows opening a directory
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def _link_no_clobber(tmp: str, path: Path) -> None:
-    """Move ``tmp`` to ``path`` unless ``path`` exists (atomically where hard links work)."""
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(
-            f"{path} already exists; pass overwrite=True (CLI: --force) to replace it."
-        ) from None
-    except OSError:  # no hard links on this file system: check, then rename
-        if path.exists():
-            raise FileExistsError(
-                f"{path} already exists; pass overwrite=True (CLI: --force) to replace it."
-            ) from None
-        os.replace(tmp, path)
-    else:
-        os.unlink(tmp)
-
-
-def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Validate an output path before any work: its folder exists and it may be written.
-
-    Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-        FileNotFoundError: the parent directory does not exist.
-
-    Example:
-        >>> check_output_path("model.pkz", overwrite=True).name
-        'model.pkz'
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; pass overwrite=True (CLI: --force) to replace it."
-        )
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; expected a file path.")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"Output directory {path.parent} does not exist.")
-    return path
-
-
 def save_compressed(
     model: keras.Model,
     path: str | os.PathLike,
@@ -292,7 +223,7 @@ def save_compressed(
     check_exportable(model)
     target = check_output_path(path, overwrite)
     data = encode_model(model, weights).data
-    _atomic_write(target, data, overwrite)
+    write_atomic(target, data, overwrite)
     return len(data)
 
 

@@ -1,18 +1,19 @@
 """``prunekit shrink`` and ``prunekit bench``: thin command-line wrappers over prunekit.structured.
 
 Keras is imported inside the functions: the top-level CLI sets ``KERAS_BACKEND`` from
-``--backend`` before anything imports Keras. Errors print one line and exit with status 2.
+``--backend`` before anything imports Keras. Errors print one line
+(``prunekit <command>: error: ...``) and exit with status 2; the model is written atomically
+(``prunekit.export.io``), never over an existing file without ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-from prunekit.cli import add_backend_argument
+from prunekit.cli import add_backend_argument, print_error
 
 _IMPORTANCES = ("l1", "l2", "bn_scale")
 
@@ -56,7 +57,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fail(command: str, err: BaseException) -> int:
-    print(f"prunekit {command}: error: {err}", file=sys.stderr)
+    print_error(command, err)
     return 2
 
 
@@ -70,8 +71,17 @@ def _load(path: str):
     return keras.saving.load_model(path, compile=False)
 
 
+def _keras_bytes(model) -> bytes:
+    """The bytes of ``model.save(<name>.keras)`` (Keras writes only to a path ending .keras)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.keras")
+        model.save(path)
+        return Path(path).read_bytes()
+
+
 def run_shrink(args: argparse.Namespace) -> int:
     """Run ``prunekit shrink``; returns the exit code (2 on error)."""
+    from prunekit.export.io import check_output_path, write_atomic
     from prunekit.structured import shrink
     from prunekit.structured.pruning import validate_ratio
 
@@ -80,19 +90,10 @@ def run_shrink(args: argparse.Namespace) -> int:
             validate_ratio(args.sparsity)
         if not args.output.endswith(".keras"):
             raise ValueError(f"The output must be a .keras file. Received: output={args.output!r}")
-        if os.path.exists(args.output) and not args.force:
-            raise FileExistsError(f"{args.output} exists; pass --force to overwrite it")
+        check_output_path(args.output, args.force)
         model = _load(args.model)
         small, report = shrink(model, args.sparsity, args.importance, args.scope)
-        folder = os.path.dirname(os.path.abspath(args.output))
-        handle, temp = tempfile.mkstemp(suffix=".keras", dir=folder)
-        os.close(handle)
-        try:
-            small.save(temp)
-            os.replace(temp, args.output)
-        finally:
-            if os.path.exists(temp):
-                os.remove(temp)
+        write_atomic(args.output, _keras_bytes(small), overwrite=args.force)
     except (ValueError, OSError) as err:
         return _fail("shrink", err)
     print(report)

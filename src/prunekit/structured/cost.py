@@ -25,7 +25,8 @@ def layer_macs(layer: Any, node: Any) -> int:
         >>> i = keras.Input((5, 3))
         >>> layer = keras.layers.Dense(4)
         >>> _ = layer(i)
-        >>> layer_macs(layer, layer._inbound_nodes[0])  # 5 positions * 3 * 4
+        >>> from prunekit._keras_compat import first_node
+        >>> layer_macs(layer, first_node(layer))  # 5 positions * 3 * 4
         60
     """
     L = keras.layers

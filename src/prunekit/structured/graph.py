@@ -20,6 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from prunekit import _keras_compat, walk
 from prunekit.structured import rules
 
 
@@ -225,7 +226,7 @@ def _class_reason(op: Any, rule: Any) -> str:
                 "layers")
     if isinstance(rule, rules.Opaque):
         return rule.reason
-    kind = "layer" if isinstance(op, keras.layers.Layer) else "keras.ops operation"
+    kind = "keras.ops operation" if walk.is_operation_node(op) else "layer"
     return (f"no shrink rule for {kind} class {type(op).__name__} (register one with "
             "prunekit.structured.register_shrink_rule)")
 
@@ -236,19 +237,16 @@ def graph_nodes(model: Any) -> list[Any]:
     Raises:
         ValueError: If the model has no graph (subclassed) or is not built.
     """
-    functional = model
-    if isinstance(model, keras.Sequential):
-        functional = getattr(model, "_functional", None)  # keras internal: Sequential's graph
-        if functional is None:
-            raise ValueError(
-                "Structured pruning needs a built Sequential model: start it with keras.Input "
-                f"or call it once. Received: model={model.name!r} (not built)")
-    by_depth = getattr(functional, "_nodes_by_depth", None)  # keras internal: graph nodes
-    if not isinstance(model, keras.Model) or by_depth is None:
+    nodes = _keras_compat.graph_nodes(model)
+    if nodes is None and isinstance(model, keras.Sequential):
+        raise ValueError(
+            "Structured pruning needs a built Sequential model: start it with keras.Input "
+            f"or call it once. Received: model={model.name!r} (not built)")
+    if nodes is None:
         name = getattr(model, "name", model)
         raise ValueError(
             "Structured pruning follows a model's graph: it needs a Functional or Sequential "
             "model. For a subclassed model, build the same network with keras.Model(inputs, "
             "outputs) (or shrink its Functional sub-models one by one). "
             f"Received: model={name!r} of type {type(model).__name__}")
-    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+    return nodes

@@ -29,6 +29,8 @@ from typing import Any, Protocol
 
 import keras
 
+from prunekit import _keras_compat, walk
+
 Map = list  # list[int | None]; None for an opaque tensor
 
 
@@ -291,7 +293,10 @@ def _channels_last(layer: Any) -> bool:
 # ------------------------------------------------------------------------------ the table
 _MIXES = "it normalizes over channels: removing one changes the others"
 RULES: dict[type, LayerRule] = {}
-_OP_RULES: dict[str, LayerRule] = {}  # keras.ops Operation nodes (x + y, ops.concatenate...)
+# Operation nodes that are not layers (``ops.maximum(x, y)``, ``ops.concatenate``, ``ops.relu``
+# on symbolic tensors), by class name: Keras does not export their classes. ``x + y``,
+# ``x - y`` and ``x * y`` are matched by class (``_keras_compat.ELEMENTWISE_OPS``).
+_OP_RULES: dict[str, LayerRule] = {}
 
 
 def _register_builtins() -> None:
@@ -329,7 +334,7 @@ def _register_builtins() -> None:
         if hasattr(L, name):
             RULES[getattr(L, name)] = PassThrough()
     RULES[L.Activation] = _ActivationRule()
-    for name in ("Add", "Subtract", "Multiply", "Maximum", "Minimum"):
+    for name in ("Maximum", "Minimum"):
         _OP_RULES[name] = Elementwise()
     _OP_RULES["Concatenate"] = Concatenate()
     for name in ("Relu", "Relu6", "Sigmoid", "Tanh", "Gelu", "Silu", "Swish", "Elu", "Selu",
@@ -347,6 +352,7 @@ class _ActivationRule(PassThrough):
 
 
 _register_builtins()
+_ELEMENTWISE = Elementwise()
 
 
 def register_shrink_rule(layer_class: type, rule: LayerRule) -> None:
@@ -381,6 +387,8 @@ def rule_for(operation: Any) -> LayerRule:
     rule = RULES.get(type(operation))
     if rule is not None:
         return rule
-    if not isinstance(operation, keras.layers.Layer):
+    if walk.is_operation_node(operation):
+        if isinstance(operation, _keras_compat.ELEMENTWISE_OPS):
+            return _ELEMENTWISE
         return _OP_RULES.get(type(operation).__name__, LayerRule())
     return LayerRule()

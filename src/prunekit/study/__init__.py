@@ -8,7 +8,7 @@ Example:
 """
 
 from prunekit.study.config import StudyConfig, StudyConfigError, make_config
-from prunekit.study.data import Dataset, load_dataset, score
+from prunekit.lab.data import Dataset, load_dataset, score
 from prunekit.study.execute import StudyOutcome, run_study
 from prunekit.study.results import RunResult, load_results
 

@@ -50,6 +50,8 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
         True
     """
     from prunekit.cli import add_backend_argument
+    from prunekit.lab.choices import DATASETS, POOLINGS, SCHEDULES
+    from prunekit.study.config import PRUNE_LAYERS
 
     parser = subparsers.add_parser(
         "study", help="Run the pruning article's experiment end to end (report, sizes, logs).",
@@ -58,7 +60,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
                     "run folder.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     general = parser.add_argument_group("study")
-    general.add_argument("--dataset", choices=("friedman", "digits"), default="friedman",
+    general.add_argument("--dataset", choices=DATASETS, default="friedman",
                          help="friedman: the article's regression (MSE); digits: load_digits "
                               "classification (accuracy). Default: friedman.")
     general.add_argument("--runs", default=None, metavar="LIST",
@@ -77,7 +79,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     pruning = parser.add_argument_group("custom run (x)")
     pruning.add_argument("--sparsity", type=float, metavar="S",
                          help="target sparsity in [0, 1) (0.5).")
-    pruning.add_argument("--schedule", choices=("constant", "polynomial"), type=str.lower,
+    pruning.add_argument("--schedule", choices=SCHEDULES, type=str.lower,
                          help="ConstantSparsity or PolynomialDecay (constant).")
     pruning.add_argument("--initial-sparsity", type=float, metavar="S",
                          help="PolynomialDecay's initial sparsity (0.0).")
@@ -88,9 +90,9 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     pruning.add_argument("--frequency", type=int, metavar="N",
                          help="steps between mask updates (100).")
     pruning.add_argument("--block-size", metavar="HxW", help="pruned block, e.g. 2x3 (1x1).")
-    pruning.add_argument("--pooling", choices=("AVG", "MAX"), type=str.upper,
+    pruning.add_argument("--pooling", choices=POOLINGS, type=str.upper,
                          help="block pooling (AVG).")
-    pruning.add_argument("--prune-layers", choices=("all", "hidden"),
+    pruning.add_argument("--prune-layers", choices=PRUNE_LAYERS,
                          help="all Dense layers, or the hidden one only (all).")
     pruning.add_argument("--from-baseline", action="store_true", default=None,
                          help="start from the trained baseline's weights (default: scratch).")
@@ -110,12 +112,16 @@ def config_from_args(args: argparse.Namespace) -> Any:
         >>> config_from_args(parser.parse_args(["study", "--sparsity", "0.8"])).runs[-1]
         'custom'
     """
+    from prunekit.lab.choices import parse_block_size
     from prunekit.study.config import (DEFAULT_RUNS, FULL_EPOCHS, QUICK_EPOCHS, StudyConfigError,
-                                       make_config, parse_block_size)
+                                       make_config)
 
     given = {k: getattr(args, k) for k in _PRUNING_FLAGS if getattr(args, k) is not None}
     if "block_size" in given:
-        given["block_size"] = parse_block_size(given["block_size"])
+        try:
+            given["block_size"] = parse_block_size(given["block_size"])
+        except ValueError as error:
+            raise StudyConfigError(str(error)) from None
     if given.get("schedule") == "polynomial" and "end_step" not in given:
         given["end_step"] = given.get("begin_step", 0) + 1000
     if "initial_sparsity" in given and given.get("schedule") != "polynomial":
@@ -160,13 +166,17 @@ def run_study_command(args: argparse.Namespace) -> int:
         >>> run_study_command(parser.parse_args(["study", "--epochs", "0"]))  # doctest: +SKIP
         2
     """
+    from prunekit.cli import print_error
+    from prunekit.export.io import check_folder_path
     from prunekit.study.config import StudyConfigError
 
     try:
         _check_backend(args.backend)
         config = config_from_args(args)
-    except StudyConfigError as error:
-        print(f"prunekit study: error: {error}", file=sys.stderr)
+        if args.out is not None:
+            check_folder_path(args.out)
+    except (StudyConfigError, ValueError) as error:
+        print_error("study", error)
         return 2
     from rich.console import Console
 
@@ -175,13 +185,15 @@ def run_study_command(args: argparse.Namespace) -> int:
 
     # A pipe or file gets a wide console: the table has ten columns.
     console = Console(quiet=args.quiet, width=None if sys.stdout.isatty() else 160)
+    # Status lines are soft-wrapped: never split at the console's width (users copy paths).
     console.print(f"[bold]prunekit study[/]: {', '.join(config.runs)} on {config.dataset}, "
-                  f"up to {config.epochs} epochs per run, seed {config.seed}")
+                  f"up to {config.epochs} epochs per run, seed {config.seed}", soft_wrap=True)
     outcome = run_study(config, out=args.out, verbose=not args.quiet, console=console)
     console.print(rich_table(outcome.results, config.dataset))
     for note in outcome.meta.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"run folder:  {outcome.folder}")
-    console.print(f"report:      {outcome.report}")
-    console.print(f"TensorBoard: tensorboard --logdir {outcome.meta['logdir']}")
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    console.print(f"run folder:  {outcome.folder}", soft_wrap=True, highlight=False)
+    console.print(f"report:      {outcome.report}", soft_wrap=True, highlight=False)
+    console.print(f"TensorBoard: tensorboard --logdir {outcome.meta['logdir']}", soft_wrap=True,
+                  highlight=False)
     return 0

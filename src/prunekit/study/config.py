@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from prunekit.study.data import DATASETS
+from prunekit.lab.choices import DATASETS, POOLINGS, SCHEDULES
+from prunekit.lab.data import DATASET_SHAPES
+from prunekit.lab.models import kernel_shapes
 
 #: Run ids in the order they run, with their one-letter aliases.
 RUN_IDS = ("baseline", "whole", "layer", "weights", "recommended", "custom")
@@ -19,10 +21,7 @@ RUN_ALIASES = {"a": "baseline", "b": "whole", "c": "layer", "d": "weights",
 DEFAULT_RUNS = ("baseline", "whole", "layer", "weights", "recommended")
 #: Runs that start from the trained baseline's weights (they need run ``baseline``).
 NEEDS_BASELINE = ("weights", "recommended")
-SCHEDULES = ("constant", "polynomial")
-POOLINGS = ("AVG", "MAX")
 PRUNE_LAYERS = ("all", "hidden")
-HIDDEN_UNITS = 128
 FULL_EPOCHS = 300
 QUICK_EPOCHS = 3
 
@@ -85,35 +84,6 @@ class StudyConfig:
     validation_split: float = 0.2
 
 
-def parse_block_size(text: str) -> tuple[int, int]:
-    """Parse ``"2x3"`` into ``(2, 3)``.
-
-    Args:
-        text: Height and width separated by ``x`` (or ``,``).
-
-    Returns:
-        The block size.
-
-    Raises:
-        StudyConfigError: If ``text`` is not two positive integers.
-
-    Example:
-        >>> parse_block_size("2x3")
-        (2, 3)
-    """
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        height, width = (int(p) for p in parts)
-    except ValueError:
-        height = width = 0
-    if height <= 0 or width <= 0:
-        raise StudyConfigError(
-            f"--block-size must be HEIGHTxWIDTH with positive integers, e.g. 2x3. "
-            f"Received: --block-size={text!r}"
-        )
-    return height, width
-
-
 def parse_runs(text: str) -> tuple[str, ...]:
     """Parse ``"a,b,recommended"`` into run ids in execution order.
 
@@ -147,17 +117,6 @@ def parse_runs(text: str) -> tuple[str, ...]:
     if chosen & set(NEEDS_BASELINE):
         chosen.add("baseline")
     return tuple(r for r in RUN_IDS if r in chosen)
-
-
-def kernel_shapes(dataset: str) -> dict[str, tuple[int, int]]:
-    """Kernel shapes of the study's model for ``dataset``: hidden and output Dense.
-
-    Example:
-        >>> kernel_shapes("friedman")
-        {'hidden': (10, 128), 'output': (128, 1)}
-    """
-    n_features, n_out = (10, 1) if dataset == "friedman" else (64, 10)
-    return {"hidden": (n_features, HIDDEN_UNITS), "output": (HIDDEN_UNITS, n_out)}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -203,7 +162,7 @@ def validate_custom(custom: CustomPruning, dataset: str) -> None:
         _check(c.end_step == -1 or c.end_step >= c.begin_step,
                f"--end-step ({c.end_step}) must be >= --begin-step ({c.begin_step}), "
                "or -1 (never stop)")
-    shapes = kernel_shapes(dataset)
+    shapes = kernel_shapes(*DATASET_SHAPES[dataset])
     targets = ("hidden", "output") if c.prune_layers == "all" else ("hidden",)
     for target in targets:
         rows, cols = shapes[target]

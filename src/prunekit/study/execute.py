@@ -5,7 +5,7 @@ Run folder layout::
     results.json  results.csv  report.html
     summaries/<letter>-<run>.txt     model summaries (pruned and stripped), parameter counts
     pictures/<letter>-<run>.png      keras.utils.plot_model pictures (needs graphviz + pydot)
-    models/<run>.h5, <run>.zip       saved models and the article's zips (and -stripped)
+    models/<run>.h5, <run>.zip       saved models and the article's gzipped size (and -stripped)
     models/baseline.weights.h5       the baseline's weights, reloaded by runs d and r
     logs/<run>/                      TensorBoard event files (tensorboard --logdir logs)
 """
@@ -20,11 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from prunekit.study import models
+from prunekit.export.io import make_new_folder, write_atomic
+from prunekit.export.sizes import GZIP_FORMAT, gzipped_size
+from prunekit.lab import models
+from prunekit.lab.data import Dataset, load_dataset, score
+from prunekit.lab.sizes import int8_size, kernel_sparsity
 from prunekit.study.config import StudyConfig
-from prunekit.study.data import Dataset, load_dataset, score
-from prunekit.study.results import RunResult, make_run_folder, write_results
-from prunekit.study.runs import RunPlan, plan_run
+from prunekit.study.plans import RunPlan, plan_run
+from prunekit.study.results import RunResult, write_results
 
 _SUBFOLDERS = ("summaries", "pictures", "models", "logs")
 
@@ -58,17 +61,8 @@ def _callbacks(plan: RunPlan, folder: str, recorder: Any, extra: list[Any]) -> l
     return steps + [logs, stop, recorder] + extra
 
 
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    # One eager call: on JAX, model.predict would compile a function per model (~0.3 s each).
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(model(keras.ops.convert_to_tensor(x),
-                                                       training=False)))
-
-
 def _write(folder: str, relative: str, text: str) -> str:
-    with open(os.path.join(folder, relative), "w", encoding="utf-8") as file:
-        file.write(text)
+    write_atomic(os.path.join(folder, relative), text)
     return relative
 
 
@@ -81,7 +75,7 @@ def train_run(plan: RunPlan, config: StudyConfig, data: Dataset, folder: str,
         config: The study configuration (epochs, seed, batch size...).
         data: The dataset.
         folder: The run folder (TensorBoard logs go to ``logs/<run>``).
-        progress: A :class:`~prunekit.study.progress.LiveProgress`, or ``None`` for silence.
+        progress: A :class:`~prunekit.lab.progress.LiveProgress`, or ``None`` for silence.
 
     Returns:
         ``(model, result, recorder)``: the trained model, a partly filled :class:`RunResult`
@@ -89,7 +83,7 @@ def train_run(plan: RunPlan, config: StudyConfig, data: Dataset, folder: str,
     """
     import keras
 
-    from prunekit.study.progress import PruningRecorder
+    from prunekit.lab.progress import PruningRecorder
 
     keras.utils.set_random_seed(config.seed)
     model = models.compile_model(plan.build(), data,
@@ -116,7 +110,7 @@ def _schedule_record(model: Any, result: RunResult) -> None:
     import keras
 
     import prunekit
-    from prunekit.study.progress import schedule_curve
+    from prunekit.lab.progress import schedule_curve
 
     wrappers = [w for w in prunekit.iter_wrappers(model) if w.masks]
     if not wrappers:
@@ -153,7 +147,7 @@ def measure_run(model: Any, result: RunResult, data: Dataset,
     import prunekit
 
     name, stem = result.run_id, f"{result.letter}-{result.run_id}"
-    predictions = _predict(model, data.x_test)
+    predictions = models.predict(model, data.x_test)
     result.test_metric = score(data, predictions)
     result.params = models.count_params(model)
     summary = models.summary_text(model, f"({result.letter}) {result.title}")
@@ -162,43 +156,31 @@ def measure_run(model: Any, result: RunResult, data: Dataset,
     if problem is None:
         result.files["picture"] = picture
     if not result.pruning:
-        result.gz_size = models.gzipped_size(model, *_paths(folder, name))
-        result.int8_size = _int8_size(model)
-        result.sparsity = models.kernel_sparsity(model)
+        result.gz_size = gzipped_size(model, *_paths(folder, name))
+        result.int8_size = int8_size(model)
+        result.sparsity = kernel_sparsity(model)
         result.params_stripped = result.params
     else:
-        result.gz_unstripped = models.gzipped_size(model, *_paths(folder, name))
+        result.gz_unstripped = gzipped_size(model, *_paths(folder, name))
         stripped = prunekit.strip_pruning(model)
-        stripped_predictions = _predict(stripped, data.x_test)
+        stripped_predictions = models.predict(stripped, data.x_test)
         result.stripped_metric = score(data, stripped_predictions)
         result.predictions_max_abs_diff = float(np.max(np.abs(predictions - stripped_predictions)))
-        result.gz_size = models.gzipped_size(stripped, *_paths(folder, f"{name}-stripped"))
-        result.int8_size = _int8_size(stripped)
-        result.sparsity = models.kernel_sparsity(stripped)
+        result.gz_size = gzipped_size(stripped, *_paths(folder, f"{name}-stripped"))
+        result.int8_size = int8_size(stripped)
+        result.sparsity = kernel_sparsity(stripped)
         result.params_stripped = models.count_params(stripped)
         summary += "\n" + models.summary_text(stripped, "after strip_pruning")
         _schedule_record(model, result)
     result.files.update(summary=_write(folder, os.path.join("summaries", f"{stem}.txt"), summary),
-                        model=os.path.join("models", f"{name}.h5"),
+                        model=os.path.join("models", f"{name}{GZIP_FORMAT}"),
                         logs=os.path.join("logs", name))
     return result, problem
 
 
 def _paths(folder: str, name: str) -> tuple[str, str]:
-    return (os.path.join(folder, "models", f"{name}.h5"),
+    return (os.path.join(folder, "models", f"{name}{GZIP_FORMAT}"),
             os.path.join(folder, "models", f"{name}.zip"))
-
-
-def _int8_size(model: Any) -> int | None:
-    """Bytes of ``prunekit.export``'s int8 compressed format, if that package is present."""
-    try:
-        from prunekit.export import encode_model
-    except ImportError:
-        return None
-    try:
-        return len(encode_model(model, "int8").data)
-    except Exception:  # noqa: BLE001 - an optional column must never sink the study.
-        return None
 
 
 def study_meta(config: StudyConfig, data: Dataset, folder: str) -> dict[str, Any]:
@@ -239,12 +221,12 @@ def run_study(config: StudyConfig, out: str | None = None, verbose: bool = False
     """
     from rich.console import Console
 
-    from prunekit.study.progress import LiveProgress
+    from prunekit.lab.progress import LiveProgress
     from prunekit.study.report import write_report
     from prunekit.study.table import ARTICLE_MSE
 
     data = load_dataset(config.dataset)
-    folder = make_run_folder(out)
+    folder = make_new_folder(out)
     for sub in _SUBFOLDERS:
         os.makedirs(os.path.join(folder, sub))
     meta = study_meta(config, data, folder)
@@ -263,7 +245,7 @@ def run_study(config: StudyConfig, out: str | None = None, verbose: bool = False
             if problem and problem not in meta["notes"]:
                 meta["notes"].append(problem)
                 if verbose:
-                    console.print(f"[yellow]note:[/] {problem}")
+                    console.print(f"[yellow]note:[/] {problem}", soft_wrap=True)
             results.append(result)
             write_results(folder, results, meta)  # after every run: a crash keeps what ran
     meta["total_time_s"] = round(time.perf_counter() - start, 2)

@@ -2,49 +2,30 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 from typing import Any
 
-from prunekit.study.results import RunResult, write_atomic
+from prunekit.export.io import write_atomic
+from prunekit.export.sizes import GZIP_FORMAT, GZIP_LABEL
+from prunekit.lab.html import figure_html, page, png_bytes_uri, png_uri
+from prunekit.study.results import RunResult
 from prunekit.study.table import columns, has_int8, rows
 
 _COLORS = {"baseline": "#333333", "whole": "#d62728", "layer": "#1f77b4", "weights": "#ff7f0e",
            "recommended": "#2ca02c", "custom": "#9467bd"}
 
+#: The study's styles, on top of prunekit.lab.html.BASE_CSS.
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;
- color:#222;background:#fafafa}
-main{max-width:1240px;margin:0 auto;padding:24px 32px 48px}
-h1{margin:0 0 4px;font-size:26px} h2{margin-top:36px;border-bottom:1px solid #ddd;
- padding-bottom:4px;font-size:20px} h3{font-size:16px;margin:20px 0 6px}
-.meta{color:#555;font-size:14px} .note{background:#fff8e1;border-left:4px solid #f0b400;
- padding:8px 12px;margin:8px 0;font-size:14px}
-table{border-collapse:collapse;font-size:13px;background:#fff;width:100%}
-th,td{border:1px solid #ddd;padding:4px 6px;text-align:right}
-td{white-space:nowrap} th{white-space:normal}
-.scroll{overflow-x:auto} ul.findings{font-size:14px} ul.findings li{margin:4px 0}
-th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
-td.wrap{white-space:normal;text-align:left}
-figure{margin:12px 0;background:#fff;border:1px solid #e3e3e3;padding:8px}
-figure img{max-width:100%;display:block;margin:0 auto}
-figcaption{font-size:13px;color:#555;margin-top:4px}
+main{max-width:1240px} h2{margin-top:36px} h3{font-size:16px;margin:20px 0 6px}
+.note{padding:8px 12px;margin:8px 0;font-size:14px}
+table{font-size:13px} th,td{padding:4px 6px} td{white-space:nowrap} th{white-space:normal}
+ul.findings{font-size:14px} ul.findings li{margin:4px 0}
+td:first-child,th:first-child{text-align:left} td.wrap{white-space:normal;text-align:left}
+figure{margin:12px 0}
 pre{background:#fff;border:1px solid #e3e3e3;padding:8px;font-size:11px;overflow-x:auto}
-code{background:#eee;padding:1px 4px;border-radius:3px}
 details{margin:6px 0} summary{cursor:pointer;font-weight:600}
 """
-
-
-def _png(figure: Any) -> str:
-    """Render a matplotlib Figure to a ``data:`` URI."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _label(r: RunResult) -> str:
@@ -78,7 +59,7 @@ def plot_curves(results: list[RunResult]) -> str:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper right", title="solid: train, dashed: validation",
               title_fontsize=8)
-    return _png(figure)
+    return png_uri(figure)
 
 
 def plot_sparsity(results: list[RunResult]) -> str | None:
@@ -120,7 +101,7 @@ def plot_sparsity(results: list[RunResult]) -> str | None:
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
-    return _png(figure)
+    return png_uri(figure)
 
 
 def plot_bars(results: list[RunResult], article: dict[str, float] | None) -> str:
@@ -166,12 +147,12 @@ def plot_bars(results: list[RunResult], article: dict[str, float] | None) -> str
     for x, v in zip(xs, stripped):
         ax.annotate(f"{v:,}", (x + width / 2, v), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(xs, labels)
-    ax.set_title("gzipped model size (bytes, the article's zip)", fontsize=10)
+    ax.set_title(f"{GZIP_LABEL} model size (bytes, the article's measure)", fontsize=10)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     ax.set_ylim(0, max(unstripped + stripped + [1]) * 1.12)
     ax.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
-    return _png(figure)
+    return png_uri(figure)
 
 
 def _table_html(results: list[RunResult], dataset: str) -> str:
@@ -212,8 +193,8 @@ def findings(results: list[RunResult]) -> list[str]:
                 text += f" ({r.test_metric / base.test_metric:.1f}x the baseline's "
                 text += f"{base.test_metric:.4f})"
         sparsity = ", ".join(f"{k} {v:.0%}" for k, v in r.sparsity.items())
-        text += f"; kernels zero: {sparsity}; zipped {r.gz_unstripped:,} B before stripping, "
-        text += f"{r.gz_size:,} B after"
+        text += f"; kernels zero: {sparsity}; {GZIP_LABEL} {r.gz_unstripped:,} B before "
+        text += f"stripping, {r.gz_size:,} B after"
         if base is not None and base.gz_size:
             text += f" ({1 - r.gz_size / base.gz_size:.0%} smaller than the baseline's "
             text += f"{base.gz_size:,} B)"
@@ -223,13 +204,6 @@ def findings(results: list[RunResult]) -> list[str]:
             text += f"; pruned vs stripped predictions: {same}."
         lines.append(text)
     return lines
-
-
-def _figure(uri: str | None, caption: str, name: str) -> str:
-    if uri is None:
-        return ""
-    return (f'<figure><img class="plot" id="plot-{name}" alt="{html.escape(caption)}" '
-            f'src="{uri}"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
 def _run_details(r: RunResult, folder: str) -> str:
@@ -248,7 +222,7 @@ def _run_details(r: RunResult, folder: str) -> str:
     picture = r.files.get("picture")
     if picture and os.path.exists(os.path.join(folder, picture)):
         with open(os.path.join(folder, picture), "rb") as file:
-            uri = "data:image/png;base64," + base64.b64encode(file.read()).decode("ascii")
+            uri = png_bytes_uri(file.read())
         parts.append(f'<details><summary>model picture</summary><img alt="model {r.letter}" '
                      f'src="{uri}" style="max-width:420px"></details>')
     return "\n".join(parts)
@@ -282,27 +256,23 @@ def write_report(folder: str, results: list[RunResult], meta: dict[str, Any],
         "<h2>Results</h2>", _table_html(results, dataset),
         "<ul class='findings'>" + "".join(f"<li>{html.escape(t)}</li>"
                                           for t in findings(results)) + "</ul>",
-        "<p class='meta'>gz size: the article's measure, <code>model.save(..., "
-        "include_optimizer=False)</code> then a deflated zip; for a pruned run it is the "
-        "stripped model. Kernel sparsity: fraction of exact zeros per Dense kernel after "
-        "stripping (L1 hidden, L2 output)."
+        f"<p class='meta'>{GZIP_LABEL}: the article's measure, <code>model.save("
+        f"'model{GZIP_FORMAT}', include_optimizer=False)</code> then a deflated zip; for a "
+        "pruned run it is the stripped model. Kernel sparsity: fraction of exact zeros per "
+        "Dense kernel after stripping (L1 hidden, L2 output)."
         + (" int8 .pkz: the stripped model in prunekit.export's compressed sparse int8 format."
            if has_int8(results) else "") + "</p>",
-        _figure(plot_bars(results, article), "Test error and gzipped size per run", "bars"),
+        figure_html(plot_bars(results, article), "Test error and gzipped size per run", "bars"),
         "<h2>Training curves</h2>",
-        _figure(plot_curves(results), "Loss per epoch (log scale)", "curves"),
+        figure_html(plot_curves(results), "Loss per epoch (log scale)", "curves"),
         "<h2>Sparsity during training</h2>",
-        _figure(plot_sparsity(results), "Lines: the schedule's target sparsity; dots: the "
+        figure_html(plot_sparsity(results), "Lines: the schedule's target sparsity; dots: the "
                 "fraction of zeros in each pruned kernel, read at the end of each epoch.",
                 "sparsity"),
         "<h2>Runs</h2>", *(_run_details(r, folder) for r in results),
         "<h2>TensorBoard</h2>",
         f"<p><code>tensorboard --logdir {html.escape(meta.get('logdir', 'logs'))}</code></p>",
     ]
-    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-            f"<title>Pruning study</title><style>{_CSS}</style></head><body><main>"
-            + "\n".join(sections) + "</main></body></html>\n")
     path = os.path.join(folder, "report.html")
-    write_atomic(path, page)
+    write_atomic(path, page("Pruning study", "\n".join(sections), _CSS))
     return path

@@ -1,20 +1,20 @@
-"""Results of a study: one record per run, the run folder, and atomic JSON/CSV files."""
+"""Results of a study: one record per run, written as results.json and results.csv."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime
 import io
 import json
 import os
-import tempfile
 from typing import Any
+
+from prunekit.export.io import json_safe, write_atomic, write_json
 
 
 @dataclasses.dataclass
 class RunResult:
-    """What one run produced. Sizes are bytes of the article's deflated zip of the saved model.
+    """What one run produced. Sizes are the article's gzipped size (of the ``.h5`` file), in bytes.
 
     Attributes:
         run_id: ``baseline``, ``whole``, ``layer``, ``weights``, ``recommended`` or ``custom``.
@@ -82,78 +82,6 @@ CSV_COLUMNS = (
 )
 
 
-def make_run_folder(path: str | None = None, root: str = "runs") -> str:
-    """Create a new, empty run folder; never reuse an existing one.
-
-    Args:
-        path: The folder wanted; if it exists, ``-2``, ``-3``... is appended until a new name
-            is found. ``None``: ``<root>/<YYYYmmdd-HHMMSS>``.
-        root: Parent folder for the timestamped default.
-
-    Returns:
-        The path of the folder created.
-
-    Example:
-        >>> import tempfile
-        >>> base = tempfile.mkdtemp()
-        >>> first = make_run_folder(base + "/study")
-        >>> make_run_folder(base + "/study").endswith("study-2")
-        True
-    """
-    if path is None:
-        path = os.path.join(root, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    path = os.path.normpath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    candidate, suffix = path, 1
-    while True:
-        try:
-            os.mkdir(candidate)  # atomic: fails if another process made it first
-            return candidate
-        except FileExistsError:
-            suffix += 1
-            candidate = f"{path}-{suffix}"
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
-
-    A reader never sees a half-written file, and a crash leaves the old file in place.
-
-    Example:
-        >>> import tempfile
-        >>> p = tempfile.mkdtemp() + "/x.txt"
-        >>> write_atomic(p, "hello")
-        >>> open(p).read()
-        'hello'
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def json_safe(value: Any) -> Any:
-    """Make NaN/inf JSON-safe (``null``) recursively.
-
-    Example:
-        >>> json_safe({"a": [1.0, float("nan")]})
-        {'a': [1.0, None]}
-    """
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def results_document(results: list[RunResult], meta: dict[str, Any]) -> dict[str, Any]:
     """The content of results.json: ``meta`` (setup) plus one entry per run.
 
@@ -198,8 +126,7 @@ def write_results(folder: str, results: list[RunResult], meta: dict[str, Any]) -
     """
     paths = {"json": os.path.join(folder, "results.json"),
              "csv": os.path.join(folder, "results.csv")}
-    document = results_document(results, meta)
-    write_atomic(paths["json"], json.dumps(document, indent=2, allow_nan=False) + "\n")
+    write_json(paths["json"], results_document(results, meta))
     write_atomic(paths["csv"], csv_text(results))
     return paths
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prunekit.export.sizes import GZIP_LABEL
 from prunekit.study.results import RunResult
 
 #: Test MSE the article printed for its runs (one unseeded tfmot run, Friedman #1 data).
@@ -39,9 +40,10 @@ def columns(metric: str, dataset: str, extra_size: bool = False) -> list[str]:
     if dataset == "friedman":
         cols.append("article MSE")
     cols += ["stripped " + ("MSE" if metric == "mse" else "accuracy"), "kernel sparsity",
-             "params total / trainable", "epochs", "fit time", "gz size", "gz unstripped"]
+             "params total / trainable", "epochs", "fit time", f"{GZIP_LABEL} (B)",
+             f"{GZIP_LABEL} unstripped (B)"]
     if extra_size:
-        cols.append("int8 .pkz")
+        cols.append("int8 .pkz (B)")
     return cols
 
 
@@ -78,11 +80,11 @@ def rows(results: list[RunResult], dataset: str) -> list[list[str]]:
             f"{params.get('total', 0):,} / {params.get('trainable', 0):,}",
             str(r.epochs),
             f"{r.wall_time_s:.1f} s",
-            f"{r.gz_size:,} B",
-            "-" if r.gz_unstripped is None else f"{r.gz_unstripped:,} B",
+            f"{r.gz_size:,}",
+            "-" if r.gz_unstripped is None else f"{r.gz_unstripped:,}",
         ]
         if has_int8(results):
-            cells.append("-" if r.int8_size is None else f"{r.int8_size:,} B")
+            cells.append("-" if r.int8_size is None else f"{r.int8_size:,}")
         table.append(cells)
     return table
 

@@ -12,7 +12,7 @@ Example:
     >>> [r["pareto"] for r in outcome.records]  # doctest: +SKIP
 """
 
-from prunekit.sweep.data import DataError, load_user_data
+from prunekit.lab.data import DataError, load_user_data
 from prunekit.sweep.execute import SweepOutcome, plan_sweep, run_sweep
 from prunekit.sweep.folder import load_spec
 from prunekit.sweep.grid import RunParams, SweepError, expand_grid

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import sys
 from typing import Any
 
 _EPILOG = """\
@@ -47,6 +48,8 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
         '0.5,0.8'
     """
     from prunekit.cli import add_backend_argument
+    from prunekit.lab.choices import DATASETS, TASKS
+    from prunekit.sweep.results import SIZE_COLUMNS
 
     parser = subparsers.add_parser(
         "sweep", help="Sweep pruning parameters: trade-off plots, Pareto front, report.",
@@ -57,12 +60,12 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--config", metavar="FILE.toml", help="sweep settings and [grid] in TOML "
                       "(Python 3.11+, or tomli); flags override the file.")
-    data.add_argument("--dataset", choices=("friedman", "digits"),
+    data.add_argument("--dataset", choices=DATASETS,
                       help="bundled dataset (default friedman, the article's regression).")
     data.add_argument("--data", metavar="FILE", help="your own .csv (header row) or .npz data.")
     data.add_argument("--target", metavar="COLUMN",
                       help="target column/array of --data (default: last CSV column, NPZ 'y').")
-    data.add_argument("--task", choices=("regression", "classification"),
+    data.add_argument("--task", choices=TASKS,
                       help="what --data's target is (default regression).")
     grid = parser.add_argument_group("grid (comma-separated values)")
     grid.add_argument("--schedule", metavar="LIST", help="constant, polynomial (constant).")
@@ -93,7 +96,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
                      help="run on Ray: no value or 'local' starts a local instance, 'auto' "
                           "joins the running cluster, or give its address.")
     run.add_argument("--max-runs", type=int, metavar="N", help="run at most N missing runs.")
-    run.add_argument("--pareto-size", choices=("gz_bytes", "int8_bytes", "nonzeros"),
+    run.add_argument("--pareto-size", choices=SIZE_COLUMNS,
                      default="gz_bytes", help="size of the Pareto front (gz_bytes).")
     run.add_argument("--dry-run", action="store_true", help="list the runs, train nothing.")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table.")
@@ -126,26 +129,27 @@ def _spec(args: argparse.Namespace) -> tuple[Any, str | None]:
 
 
 def _print_runs(runs: list[Any], console: Any) -> None:
-    from prunekit.sweep.progress import describe
+    from prunekit.sweep.grid import describe
 
     for i, run in enumerate(runs, 1):
-        console.print(f"{i:4d}  {run.key()}  {describe(run)}")
+        console.print(f"{i:4d}  {run.key()}  {describe(run)}", soft_wrap=True)
 
 
 def _print_front(outcome: Any, console: Any) -> None:
     from rich.table import Table
 
-    from prunekit.sweep.report import label
+    from prunekit.export.sizes import GZIP_LABEL
+    from prunekit.sweep.grid import describe
 
     table = Table(title="Pareto front (error vs size)")
-    for column in ("run", "metric", "sparsity", "zip bytes", "int8 bytes"):
+    for column in ("run", "metric", "sparsity", f"{GZIP_LABEL} (B)", "int8 .pkz (B)"):
         table.add_column(column, justify="left" if column == "run" else "right")
     with open(outcome.files["json"], encoding="utf-8") as file:
         import json
 
         rows = [r for r in json.load(file)["runs"] if r["pareto"]]
     for r in rows:
-        table.add_row(label(r), f"{r['test_metric']:.4g}", f"{r['achieved_sparsity']:.3f}",
+        table.add_row(describe(r), f"{r['test_metric']:.4g}", f"{r['achieved_sparsity']:.3f}",
                       f"{r['gz_bytes']:,}", "" if r["int8_bytes"] is None
                       else f"{r['int8_bytes']:,}")
     console.print(table)
@@ -162,11 +166,11 @@ def sweep_command(args: argparse.Namespace) -> int:
     """
     from rich.console import Console
 
+    from prunekit.cli import one_line, print_error
     from prunekit.sweep.execute import plan_sweep, run_sweep
     from prunekit.sweep.grid import SweepError
 
     console = Console(quiet=args.quiet)
-    errors = Console(stderr=True)
     out = args.resume or args.out
     try:
         if args.workers is not None and args.workers < 0:
@@ -183,21 +187,23 @@ def sweep_command(args: argparse.Namespace) -> int:
                             max_runs=args.max_runs, pareto_size=args.pareto_size,
                             verbose=not args.quiet, console=console)
     except SweepError as error:
-        errors.print(f"[red]error:[/] {error}", highlight=False)
+        print_error("sweep", error)
         return 2
     except KeyboardInterrupt:
-        errors.print(f"interrupted: finished runs are kept; resume with "
-                     f"`prunekit sweep --resume {out}`")
+        print(f"interrupted: finished runs are kept; resume with "
+              f"`prunekit sweep --resume {out}`", file=sys.stderr)
         return 130
     if not args.quiet:
         _print_front(outcome, console)
+    # Status lines are soft-wrapped: never split at the console's width (users copy paths).
     console.print(f"{outcome.ran} runs now, {outcome.skipped} already done, "
-                  f"{len(outcome.failed)} failed, {outcome.pending} missing")
+                  f"{len(outcome.failed)} failed, {outcome.pending} missing", soft_wrap=True)
     for path in outcome.files.values():
-        console.print(f"  {path}")
+        console.print(f"  {path}", soft_wrap=True, highlight=False)
     for params, error in outcome.failed:
-        errors.print(f"[red]failed:[/] {params.key()}: {error}", highlight=False)
+        print(f"failed: {params.key()}: {one_line(error)}", file=sys.stderr)
     if outcome.pending:
-        console.print(f"resume with `prunekit sweep --resume {outcome.folder}`")
+        console.print(f"resume with `prunekit sweep --resume {outcome.folder}`", soft_wrap=True,
+                      highlight=False)
     return 1 if outcome.failed else 0
 

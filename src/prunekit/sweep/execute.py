@@ -119,15 +119,15 @@ def execute_run(params: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         spec: ``SweepSpec.to_dict()``.
 
     Returns:
-        The run's record (see :func:`prunekit.sweep.runner.run_one`).
+        The run's record (see :func:`prunekit.sweep.run.run_one`).
 
     Example:
         >>> from prunekit.sweep.grid import dense_run
         >>> from prunekit.sweep.spec import make_spec
         >>> execute_run(dense_run().as_dict(), make_spec(epochs=1).to_dict())  # doctest: +SKIP
     """
-    from prunekit.sweep.data import load_data
-    from prunekit.sweep.runner import run_one
+    from prunekit.sweep.run import run_one
+    from prunekit.sweep.spec import load_data
 
     sweep = spec_from_dict(spec)
     data_id = json.dumps([sweep.dataset, sweep.data, sweep.target, sweep.task])
@@ -219,8 +219,8 @@ def plan_sweep(spec: SweepSpec) -> tuple[Any, list[RunParams]]:
         >>> len(runs)
         3
     """
-    from prunekit.sweep.data import load_data
-    from prunekit.sweep.runner import model_facts
+    from prunekit.sweep.run import model_facts
+    from prunekit.sweep.spec import load_data
 
     data = load_data(spec)
     return data, expand_grid(spec.axes, model_facts(data, spec), spec.where, dense=spec.dense)
@@ -260,7 +260,8 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
     """
     import keras
 
-    from prunekit.sweep.progress import SweepProgress
+    from prunekit.lab.progress import RunsProgress
+    from prunekit.sweep.grid import describe
     from prunekit.sweep.results import SIZE_COLUMNS, write_outputs
 
     if pareto_size not in SIZE_COLUMNS:
@@ -280,7 +281,7 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
     workers = max(1, min(workers or default_workers(), len(pending) or 1))
     env = worker_env(backend, max(1, default_workers() // workers))
     failed: list[tuple[RunParams, str]] = []
-    with SweepProgress(len(runs), len(runs) - len(todo), verbose, console) as progress:
+    with RunsProgress("sweep", len(runs), len(runs) - len(todo), verbose, console) as progress:
         if pending:
             if ray:
                 results = _ray_runs(pending, spec, ray, env, workers)
@@ -296,7 +297,9 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
                     failed.append((params, error or "unknown error"))
                     append_record(os.path.join(out, "failures.jsonl"),
                                   {"key": params.key(), **params.as_dict(), "error": error})
-                progress.advance(params, record, error)
+                outcome = (f"{record['metric']} {record['test_metric']:.4g}" if record is not None
+                           else (error or "")[:60])
+                progress.advance(f"{describe(params)}: {outcome}", failed=record is None)
     keys = [p.key() for p in runs]
     records = [done[k] for k in keys if k in done] + [r for k, r in done.items() if k not in keys]
     files = write_outputs(out, records, meta, pareto_size)

@@ -15,7 +15,7 @@ import json
 import os
 from typing import Any
 
-from prunekit.study.results import json_safe, write_atomic
+from prunekit.export.io import check_folder_path, json_safe, write_json
 from prunekit.sweep.grid import RunParams, SweepError
 from prunekit.sweep.spec import SweepSpec, file_sha256, spec_from_dict
 
@@ -45,6 +45,10 @@ def check_folder(folder: str, expected: dict[str, Any]) -> None:
         >>> import tempfile
         >>> check_folder(tempfile.mkdtemp(), {"epochs": 2})  # empty: fine
     """
+    try:
+        check_folder_path(folder)
+    except ValueError as error:
+        raise SweepError(str(error)) from None
     path = os.path.join(folder, "sweep.json")
     if not os.path.exists(path):
         if os.path.isdir(folder) and os.listdir(folder):
@@ -140,7 +144,7 @@ def write_meta(folder: str, spec: SweepSpec, runs: list[RunParams], data: Any,
             "n_train": len(data.x_train), "n_test": len(data.x_test),
             "runs": [p.key() for p in runs],
             "updated": datetime.datetime.now().isoformat(timespec="seconds")}
-    write_atomic(os.path.join(folder, "sweep.json"), json.dumps(meta, indent=2) + "\n")
+    write_json(os.path.join(folder, "sweep.json"), meta)
     return meta
 
 

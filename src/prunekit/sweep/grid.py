@@ -19,8 +19,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-SCHEDULES = ("constant", "polynomial")
-POOLINGS = ("AVG", "MAX")
+from prunekit.lab.choices import POOLINGS, SCHEDULES, parse_block_size
+
 SCOPES = ("layer", "global")
 #: Named layer selections; a comma-free layer name (e.g. ``hidden``) is accepted as well.
 LAYER_SELECTIONS = ("all", "first", "last", "all-but-output")
@@ -134,6 +134,26 @@ def dense_run() -> RunParams:
     return RunParams("none", 0.0, None, 0, -1, 0, None, "1x1", "AVG", "none", "", "layer")
 
 
+def describe(run: RunParams | dict[str, Any]) -> str:
+    """A short label of a run (or of its table row) for listings, progress and legends.
+
+    Example:
+        >>> describe(dense_run())
+        'dense (no pruning)'
+        >>> describe({"schedule": "polynomial", "sparsity": 0.8, "block_size": "2x2",
+        ...           "pooling": "MAX", "layers": "all", "scope": "layer"})
+        'polynomial 80% 2x2 MAX all'
+    """
+    row = run.as_dict() if isinstance(run, RunParams) else run
+    if row["schedule"] == "none":
+        return "dense (no pruning)"
+    text = f"{row['schedule']} {row['sparsity']:.0%} {row['block_size']}"
+    if row["block_size"] != "1x1":  # pooling means nothing to single weights
+        text += f" {row['pooling']}"
+    text += f" {row['layers']}"
+    return text + (" global" if row["scope"] == "global" else "")
+
+
 def run_seed(base_seed: int, params: RunParams) -> int:
     """The run's seed: ``(base_seed + int(params.key()[:8], 16)) mod 2**31``.
 
@@ -147,28 +167,11 @@ def run_seed(base_seed: int, params: RunParams) -> int:
 
 # -- parsing values -------------------------------------------------------------------------
 
-def parse_block_size(value: Any, where: str) -> tuple[int, int]:
-    """``"2x3"``, ``[2, 3]`` or ``2`` (square) as ``(2, 3)``.
-
-    Example:
-        >>> parse_block_size("2x3", "--block-size")
-        (2, 3)
-    """
-    if isinstance(value, str):
-        parts = value.lower().replace("*", "x").split("x")
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        parts = [value, value]
+def _block_size(value: Any, where: str) -> tuple[int, int]:
     try:
-        height, width = (int(p) for p in parts)
-        valid = height > 0 and width > 0 and all(float(p) == int(p) for p in parts)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise SweepError(f"{where}: a block size is HEIGHTxWIDTH with positive integers, e.g. "
-                         f"2x3. Received: {value!r}")
-    return height, width
+        return parse_block_size(value, where)
+    except ValueError as error:
+        raise SweepError(str(error)) from None
 
 
 def _number(value: Any, kind: type, where: str) -> Any:
@@ -225,7 +228,7 @@ def parse_axis(axis: str, values: Any, where: str | None = None) -> tuple[Any, .
         "pooling": lambda v: _choice(v, POOLINGS, where, upper=True),
         "scope": lambda v: _choice(v, SCOPES, where),
         "layers": lambda v: str(v).strip().lower(),
-        "block_size": lambda v: parse_block_size(v, where),
+        "block_size": lambda v: _block_size(v, where),
         "begin_step": lambda v: _number(v, int, where),
         "end_step": lambda v: _number(v, int, where),
         "frequency": lambda v: _number(v, int, where),

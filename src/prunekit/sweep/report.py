@@ -2,39 +2,30 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
-import io
 import os
 from typing import Any
 
-from prunekit.study.results import write_atomic
-from prunekit.sweep.grid import RunParams
+from prunekit.export.io import write_atomic
+from prunekit.export.sizes import GZIP_LABEL
+from prunekit.lab.html import figure_html, page, png_uri
+from prunekit.sweep.grid import RunParams, describe
 
 _SCHEDULE_COLORS = {"constant": "#1f77b4", "polynomial": "#ff7f0e", "none": "#333333"}
 _MARKERS = "osD^v<>Pp*hX"
 
+#: The sweep's styles, on top of prunekit.lab.html.BASE_CSS.
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;
- color:#222;background:#fafafa}
-main{max-width:1280px;margin:0 auto;padding:24px 32px 48px}
-h1{margin:0 0 4px;font-size:26px} h2{margin-top:32px;border-bottom:1px solid #ddd;
- padding-bottom:4px;font-size:20px}
-.meta{color:#555;font-size:14px;line-height:1.5} .note{background:#fff8e1;border-left:4px solid
- #f0b400;padding:6px 12px;margin:6px 0;font-size:13px}
+main{max-width:1280px} h2{margin-top:32px}
+.meta{line-height:1.5} .note{padding:6px 12px;font-size:13px}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:14px}
-figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:8px}
-figure img{max-width:100%;display:block;margin:0 auto}
-figcaption{font-size:13px;color:#555;margin-top:4px}
-.scroll{overflow-x:auto}
-table{border-collapse:collapse;font-size:12.5px;background:#fff;width:100%}
-th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
-th{background:#f0f0f0;cursor:pointer;user-select:none;position:sticky;top:0}
+figure{margin:0}
+table{font-size:12.5px} th,td{padding:3px 6px;white-space:nowrap}
+th{cursor:pointer;user-select:none;position:sticky;top:0}
 th:hover{background:#e4e8f0} th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}
 td.text{text-align:left} tr.front td{background:#eaf6ea} tr.front td.star{color:#1a7f1a}
-code{background:#eee;padding:1px 4px;border-radius:3px}
 """
 
 # Clicking a header sorts the rows by that column (numbers numerically, empty cells last);
@@ -60,15 +51,6 @@ document.querySelectorAll("table.sortable th").forEach(function (th, col) {
 """
 
 
-def _png(figure: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _figure(size: tuple[float, float] = (6.2, 4.0)) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
 
@@ -80,22 +62,6 @@ def _figure(size: tuple[float, float] = (6.2, 4.0)) -> tuple[Any, Any]:
 
 def _params(row: dict[str, Any]) -> RunParams:
     return RunParams(**{f.name: row[f.name] for f in dataclasses.fields(RunParams)})
-
-
-def label(row: dict[str, Any]) -> str:
-    """A short description of a run for legends and the front's annotations.
-
-    Example:
-        >>> label({"schedule": "none"})
-        'dense'
-    """
-    if row["schedule"] == "none":
-        return "dense"
-    text = f"{row['schedule'][:5]} {row['sparsity']:.0%} {row['block_size']}"
-    if row["block_size"] != "1x1":
-        text += f" {row['pooling']}"
-    text += f" {row['layers']}"
-    return text + (" global" if row["scope"] == "global" else "")
 
 
 def _error_name(meta: dict[str, Any]) -> str:
@@ -146,7 +112,7 @@ def plot_error(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     ax.set_xlabel("achieved sparsity (zeros in the pruned kernels)")
     ax.set_ylabel(_error_name(meta))
     ax.legend(fontsize=8)
-    return _png(figure)
+    return png_uri(figure)
 
 
 def _series(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -168,7 +134,7 @@ def plot_size(rows: list[dict[str, Any]]) -> str:
         True
     """
     figure, ax = _figure()
-    for column, marker, name in (("gz_bytes", "o", "zipped .keras (article)"),
+    for column, marker, name in (("gz_bytes", "o", f"{GZIP_LABEL} (article)"),
                                  ("int8_bytes", "s", "int8 .pkz (prunekit.export)")):
         for schedule, color in _SCHEDULE_COLORS.items():
             pts = [r for r in rows if r["schedule"] == schedule and r.get(column)]
@@ -180,7 +146,7 @@ def plot_size(rows: list[dict[str, Any]]) -> str:
     ax.set_xlabel("achieved sparsity (zeros in the pruned kernels)")
     ax.set_ylabel("bytes")
     ax.legend(fontsize=7, loc="best")
-    return _png(figure)
+    return png_uri(figure)
 
 
 def plot_pareto(rows: list[dict[str, Any]], meta: dict[str, Any], size_column: str) -> str:
@@ -203,14 +169,14 @@ def plot_pareto(rows: list[dict[str, Any]], meta: dict[str, Any], size_column: s
         ax.scatter([r[size_column] for r in front], [r["error"] for r in front], color="#d62728",
                    s=44, zorder=3, label="Pareto front")
         for i, r in enumerate(front[:12]):  # alternate above/below: neighbours often crowd
-            ax.annotate(label(r), (r[size_column], r["error"]), fontsize=7,
+            ax.annotate(describe(r), (r[size_column], r["error"]), fontsize=7,
                         xytext=(4, 5 if i % 2 == 0 else -11), textcoords="offset points")
     _log_if_wide(ax, [r["error"] for r in pts])
-    ax.set_xlabel({"gz_bytes": "zipped .keras size (bytes)", "int8_bytes": "int8 .pkz size "
+    ax.set_xlabel({"gz_bytes": f"{GZIP_LABEL} size (bytes)", "int8_bytes": "int8 .pkz size "
                    "(bytes)", "nonzeros": "nonzero weights"}[size_column])
     ax.set_ylabel(_error_name(meta))
     ax.legend(fontsize=8)
-    return _png(figure)
+    return png_uri(figure)
 
 
 def plot_schedules(rows: list[dict[str, Any]], limit: int = 12) -> str | None:
@@ -223,8 +189,8 @@ def plot_schedules(rows: list[dict[str, Any]], limit: int = 12) -> str | None:
         >>> plot_schedules([{"schedule": "none"}]) is None
         True
     """
-    from prunekit.study.progress import schedule_curve
-    from prunekit.sweep.runner import make_schedule
+    from prunekit.lab.progress import schedule_curve
+    from prunekit.sweep.run import make_schedule
 
     curves: dict[str, Any] = {}
     for row in rows:
@@ -248,7 +214,7 @@ def plot_schedules(rows: list[dict[str, Any]], limit: int = 12) -> str | None:
     ax.set_ylabel("target sparsity (at mask updates)")
     extra = f" (first {limit} of {len(curves)})" if len(curves) > limit else ""
     ax.legend(fontsize=7, title=f"schedules{extra}", title_fontsize=8)
-    return _png(figure)
+    return png_uri(figure)
 
 
 def _fmt(column: str, value: Any) -> str:
@@ -271,8 +237,8 @@ _TABLE = (("pareto", "front"), ("schedule", "schedule"), ("sparsity", "target"),
           ("frequency", "freq"), ("power", "power"), ("block_size", "block"),
           ("pooling", "pool"), ("layers", "layers"), ("scope", "scope"),
           ("test_metric", "metric"), ("error", "error"), ("achieved_sparsity", "sparsity"),
-          ("nonzeros", "nonzeros"), ("weights", "weights"), ("gz_bytes", "zip bytes"),
-          ("int8_bytes", "int8 bytes"), ("train_time_s", "train s"), ("key", "key"))
+          ("nonzeros", "nonzeros"), ("weights", "weights"), ("gz_bytes", f"{GZIP_LABEL} (B)"),
+          ("int8_bytes", "int8 .pkz (B)"), ("train_time_s", "train s"), ("key", "key"))
 _TEXT = ("schedule", "block_size", "pooling", "layers", "scope", "key")
 
 
@@ -312,7 +278,7 @@ def _header(rows: list[dict[str, Any]], meta: dict[str, Any], size_column: str) 
     lines = [f"data: {html.escape(str(meta.get('data', '')))}", setup,
              f"grid: {html.escape(grid or 'defaults')}"
              + (" (+ dense reference run)" if spec.get("dense") else "")]
-    notes = [f"{label(r)}: {n}" for r in rows for n in (r.get("notes") or [])]
+    notes = [f"{describe(r)}: {n}" for r in rows for n in (r.get("notes") or [])]
     blocks = "".join(f'<div class="note">{html.escape(n)}</div>' for n in notes[:20])
     return f'<p class="meta">{"<br>".join(lines)}</p>{blocks}'
 
@@ -331,14 +297,11 @@ def report_html(rows: list[dict[str, Any]], meta: dict[str, Any], size_column: s
                    (plot_pareto(rows, meta, size_column),
                     "Pareto front: no other run is both smaller and at least as accurate."),
                    (plot_schedules(rows), "Sparsity vs step, from the schedule functions.")]
-    figs = "".join(f'<figure><img alt="{html.escape(c)}" src="{uri}"><figcaption>'
-                   f"{html.escape(c)}</figcaption></figure>" for uri, c in figures if uri)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Pruning sweep'
-            f"</title><style>{_CSS}</style></head><body><main><h1>Pruning sweep</h1>"
-            f"{_header(rows, meta, size_column)}<h2>Trade-offs</h2>"
+    figs = "".join(figure_html(uri, caption) for uri, caption in figures)
+    body = (f"<h1>Pruning sweep</h1>{_header(rows, meta, size_column)}<h2>Trade-offs</h2>"
             f'<div class="grid">{figs}</div><h2>Runs</h2><p class="meta">Click a column header '
-            f"to sort; rows on the Pareto front are green (\u2605).</p>{table_html(rows)}"
-            f"</main><script>{_SORT_JS}</script></body></html>\n")
+            f"to sort; rows on the Pareto front are green (\u2605).</p>{table_html(rows)}")
+    return page("Pruning sweep", body, _CSS, _SORT_JS)
 
 
 def write_report(folder: str, rows: list[dict[str, Any]], meta: dict[str, Any],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from prunekit.study.results import write_atomic
+from prunekit.export.io import write_atomic, write_json
 
 #: Columns of results.csv, in order.
 COLUMNS = (
@@ -135,7 +134,7 @@ def write_outputs(folder: str, records: list[dict[str, Any]], meta: dict[str, An
     files = {"csv": os.path.join(folder, "results.csv"),
              "json": os.path.join(folder, "results.json")}
     document = {"meta": meta, "pareto_size": size_column, "runs": rows}
-    write_atomic(files["json"], json.dumps(document, indent=2, allow_nan=False) + "\n")
+    write_json(files["json"], document)
     write_atomic(files["csv"], csv_text(rows))
     if report:
         from prunekit.sweep.report import write_report

@@ -21,10 +21,8 @@ import hashlib
 import os
 from typing import Any
 
+from prunekit.lab.choices import DATASETS, TASKS
 from prunekit.sweep.grid import AXES, SweepError, flag, parse_axis
-
-DATASETS = ("friedman", "digits")
-TASKS = ("regression", "classification")
 DEFAULT_EPOCHS = 10
 QUICK_EPOCHS = 2
 
@@ -251,3 +249,24 @@ def file_sha256(path: str) -> str:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def load_data(spec: SweepSpec) -> Any:
+    """The dataset a :class:`SweepSpec` names: a bundled one, or the user's file.
+
+    Raises:
+        SweepError: For an unusable user file (the message says why; the cause is the
+            :class:`prunekit.lab.data.DataError`).
+
+    Example:
+        >>> load_data(make_spec(dataset="digits")).n_classes
+        10
+    """
+    from prunekit.lab.data import DataError, load_dataset, load_user_data
+
+    if not spec.data:
+        return load_dataset(spec.dataset)
+    try:
+        return load_user_data(spec.data, spec.target, spec.task)
+    except DataError as error:
+        raise SweepError(str(error)) from error

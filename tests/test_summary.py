@@ -110,3 +110,14 @@ def test_subclassed_model_rows():
     rows = pruning_summary(prune_low_magnitude(model), print_fn=lambda text: None)
     assert [(r["path"], r["parameters"]) for r in rows] == [
         ("prune_low_magnitude_body", 15), ("prune_low_magnitude_top", 3)]
+
+
+def test_pruning_report_of_plain_pruned_and_stripped_models():
+    model = base_model()
+    assert prunekit.pruning_report(model) == prunekit.PruningReport((), ())
+    pruned = prune_low_magnitude(model)
+    # The BatchNormalization is wrapped too (tfmot's rule) but has nothing to prune.
+    assert prunekit.pruning_report(pruned).pruned == ("inner_seq/a", "b")
+    assert prunekit.pruning_report(prunekit.strip_pruning(pruned)) == prunekit.PruningReport()
+    with pytest.raises(TypeError, match="keras.Model. Received: model of type Dense"):
+        prunekit.pruning_report(L.Dense(2))

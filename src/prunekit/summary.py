@@ -1,4 +1,10 @@
-"""``pruning_summary``: a per-weight table of what is pruned, like ``model.summary()``.
+"""What pruning did to a model: ``pruning_report`` (the record) and ``pruning_summary`` (the table).
+
+* :func:`pruning_report` returns a :class:`PruningReport`: the layers a model has pruned, and
+  those ``prune_low_magnitude(..., skip_unsupported=True)`` left unpruned, each with the reason
+  (a :class:`SkippedLayer`) -- in the spirit of the report ``keras.Model.quantize`` gives.
+* :func:`pruning_summary` prints, like ``model.summary()``, a per-weight table of what is
+  pruned: shape, parameters, zeros, sparsity, threshold and schedule.
 
 Example:
     >>> import keras, prunekit
@@ -10,13 +16,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 
-from prunekit import registry
+from prunekit import registry, walk
+from prunekit.wrapper import PruneLowMagnitude
 
 _COLUMNS = (("path", "Layer (path)"), ("weight", "Weight"), ("shape", "Shape"),
             ("parameters", "Params"), ("zeros", "Zeros"), ("sparsity", "Sparsity"),
@@ -57,26 +66,12 @@ def weight_labels(wrapper: Any) -> list[str]:
     return relative_labels(wrapper.prunable_weights)
 
 
-def _walk(layer: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-    for child in layer._flatten_layers(include_self=False, recursive=False):
-        path = f"{prefix}{child.name}"
-        yield path, child
-        if not _is_wrapper(child) and registry.is_custom_container(child):
-            yield from _walk(child, path + "/")
-
-
-def _is_wrapper(layer: Any) -> bool:
-    from prunekit.wrapper import PruneLowMagnitude
-
-    return isinstance(layer, PruneLowMagnitude)
-
-
 def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 def _rows_for(path: str, layer: Any) -> list[dict[str, Any]]:
-    if _is_wrapper(layer):
+    if isinstance(layer, PruneLowMagnitude):
         if not layer.built:
             return []
         schedule = repr(layer.pruning_schedule)
@@ -166,6 +161,140 @@ def pruning_summary(model: keras.Model,
         >>> rows[0]["weight"], rows[0]["schedule"]
         ('kernel', None)
     """
-    rows = [row for path, layer in _walk(model, "") for row in _rows_for(path, layer)]
+    rows = [row for path, layer in walk.iter_layers(model) for row in _rows_for(path, layer)]
     (print_fn or print)(format_summary(model.name, rows))
     return rows
+
+
+# ------------------------------------------------------------------------------ the report
+@dataclasses.dataclass(frozen=True)
+class SkippedLayer:
+    """A layer ``prune_low_magnitude(..., skip_unsupported=True)`` left unpruned, and why.
+
+    For a container (an RNN with a custom cell, a custom block), the layer named is the part
+    at fault; the whole container is left unwrapped.
+
+    Attributes:
+        path: Where the layer sits in the model: layer names joined by ``/`` in a Sequential
+            or Functional model (``"encoder/block_1/odd"``), the attribute path in a
+            subclassed one (``'parts["odd"]'``).
+        class_name: The layer's class.
+        reason: Why prunekit cannot prune it.
+
+    Example:
+        >>> SkippedLayer("odd", "Odd", "unknown layer").path
+        'odd'
+    """
+
+    path: str
+    class_name: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningReport:
+    """Which layers of a model are pruned, and which were skipped and why.
+
+    Attributes:
+        pruned: Paths (layer names joined by ``/``) of the layers whose weights pruning
+            wrappers prune, in the model's layer order (layers without prunable weights, which
+            tfmot's rule wraps too, are not listed).
+        skipped: The layers ``prune_low_magnitude(..., skip_unsupported=True)`` left unpruned
+            (:class:`SkippedLayer`), in the order they were found.
+
+    Example:
+        >>> report = PruningReport(("dense",), (SkippedLayer("odd", "Odd", "unknown"),))
+        >>> print(report)
+        Pruned 1 layer(s): dense
+        Skipped 1 layer(s):
+          'odd' (Odd): unknown
+    """
+
+    pruned: tuple[str, ...] = ()
+    skipped: tuple[SkippedLayer, ...] = ()
+
+    def __str__(self) -> str:
+        lines = [f"Pruned {len(self.pruned)} layer(s): {', '.join(self.pruned) or '-'}"]
+        if self.skipped:
+            lines.append(f"Skipped {len(self.skipped)} layer(s):")
+            lines += [f"  '{s.path}' ({s.class_name}): {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+_SKIPPED = "_prunekit_skipped"  # Where prune_low_magnitude records skipped layers on a model.
+
+
+def record_skipped(model: keras.Model, skipped: tuple[SkippedLayer, ...]) -> None:
+    """Record on ``model`` the layers pruning skipped (a plain attribute Keras does not track).
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+        >>> record_skipped(model, (SkippedLayer("odd", "Odd", "unknown"),))
+        >>> pruning_report(model).skipped[0].path
+        'odd'
+    """
+    object.__setattr__(model, _SKIPPED, tuple(skipped))
+
+
+def forget_skipped(model: keras.Model) -> None:
+    """Remove the record of :func:`record_skipped` (a stripped model is no longer pruned)."""
+    if _SKIPPED in vars(model):
+        object.__delattr__(model, _SKIPPED)
+
+
+def pruning_report(model: keras.Model) -> PruningReport:
+    """Return which layers of ``model`` are pruned, and which pruning skipped and why.
+
+    ``pruned`` is read from the model as it is now. ``skipped`` is what
+    ``prune_low_magnitude(..., skip_unsupported=True)`` recorded on the model it returned
+    (empty for a model loaded from a file or never pruned); it is also listed in the warning
+    given when the layers were skipped.
+
+    Args:
+        model: A model, usually one returned by :func:`prunekit.prune_low_magnitude`.
+
+    Returns:
+        A :class:`PruningReport`.
+
+    Raises:
+        TypeError: If ``model`` is not a ``keras.Model``.
+
+    Example:
+        >>> import prunekit
+        >>> inputs = keras.Input((4,))
+        >>> outputs = keras.layers.Dense(2, name="out")(keras.layers.Dense(4, name="h")(inputs))
+        >>> pruned = prunekit.prune_low_magnitude(keras.Model(inputs, outputs))
+        >>> pruning_report(pruned)
+        PruningReport(pruned=('h', 'out'), skipped=())
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError("pruning_report expects a keras.Model. "
+                        f"Received: model of type {type(model).__name__}")
+    pruned = tuple(_wrapped_path(path, layer) for path, layer in walk.iter_layers(model)
+                   if isinstance(layer, PruneLowMagnitude)
+                   and not registry.is_pass_through(layer.layer))
+    return PruningReport(pruned, tuple(getattr(model, _SKIPPED, ())))
+
+
+def _wrapped_path(path: str, wrapper: PruneLowMagnitude) -> str:
+    """The path of the layer a wrapper holds: the wrapper's path, with the layer's name."""
+    prefix = path.rpartition("/")[0]
+    return f"{prefix}/{wrapper.layer.name}" if prefix else wrapper.layer.name
+
+
+def raise_or_warn(problems: list[SkippedLayer], skip_unsupported: bool) -> None:
+    """Raise for unsupported layers, or warn once listing those that will be skipped.
+
+    Example:
+        >>> raise_or_warn([], skip_unsupported=False)
+    """
+    if not problems:
+        return
+    listing = "; ".join(f"'{p.path}' ({p.class_name}): {p.reason}" for p in problems)
+    if not skip_unsupported:
+        first = problems[0]
+        more = f" All unsupported: {listing}." if len(problems) > 1 else ""
+        raise registry.unsupported_error(first.path, first.class_name, first.reason,
+                                         f"{more} Nothing was changed.")
+    warnings.warn(f"prune_low_magnitude left {len(problems)} unsupported layer(s) unpruned "
+                  f"(listed by prunekit.pruning_report(model)): {listing}", stacklevel=4)

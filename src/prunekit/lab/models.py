@@ -1,16 +1,23 @@
-"""The study's model and the article's ways of measuring it: summaries, pictures, gzipped size."""
+"""The article's model as the study and the sweep train it: build, compile, predict, describe.
+
+The network is ``Dense(128, relu) -> Dense(1, relu)`` (digits: ``Dense(10, softmax)``), its
+layers named ``hidden`` and ``output``.
+"""
 
 from __future__ import annotations
 
-import logging
+import math
 import os
-import zipfile
 from typing import Any
 
 import numpy as np
 
-from prunekit.study.config import HIDDEN_UNITS
-from prunekit.study.data import Dataset
+from prunekit.lab.data import Dataset
+
+#: Units of the hidden Dense layer.
+HIDDEN_UNITS = 128
+#: The model's prunable layers, input to output.
+LAYER_NAMES = ("hidden", "output")
 
 #: How to get ``keras.utils.plot_model`` working when it is not.
 PLOT_INSTALL_HINT = (
@@ -32,7 +39,7 @@ def build_model(data: Dataset) -> Any:
         An uncompiled, built ``keras.Sequential``.
 
     Example:
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> build_model(load_dataset("friedman")).count_params()
         1537
     """
@@ -51,6 +58,16 @@ def build_model(data: Dataset) -> Any:
     )
 
 
+def kernel_shapes(n_features: int, n_outputs: int) -> dict[str, tuple[int, int]]:
+    """Kernel shapes of the model, by layer name, input to output.
+
+    Example:
+        >>> kernel_shapes(10, 1)
+        {'hidden': (10, 128), 'output': (128, 1)}
+    """
+    return {"hidden": (n_features, HIDDEN_UNITS), "output": (HIDDEN_UNITS, n_outputs)}
+
+
 def compile_model(model: Any, data: Dataset, learning_rate: float = 1e-3,
                   steps_per_execution: int = 1) -> Any:
     """Compile as the article: adam, mse loss, mae/mse metrics (digits: crossentropy, accuracy).
@@ -65,7 +82,7 @@ def compile_model(model: Any, data: Dataset, learning_rate: float = 1e-3,
         ``model``, compiled.
 
     Example:
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> data = load_dataset("friedman")
         >>> compile_model(build_model(data), data).loss
         'mse'
@@ -81,6 +98,21 @@ def compile_model(model: Any, data: Dataset, learning_rate: float = 1e-3,
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], steps_per_execution=fused)
     return model
+
+
+def steps_per_epoch(data: Dataset, validation_split: float, batch_size: int) -> int:
+    """Training batches per epoch after Keras's ``validation_split`` (the article's: 168).
+
+    Keras holds out the last ``validation_split`` of the rows, so
+    ``ceil(floor(n_train * (1 - validation_split)) / batch_size)``.
+
+    Example:
+        >>> from prunekit.lab.data import load_dataset
+        >>> steps_per_epoch(load_dataset("friedman"), 0.2, 32)
+        168
+    """
+    kept = math.floor(len(data.x_train) * (1.0 - validation_split))
+    return math.ceil(kept / batch_size)
 
 
 def steps_per_execution(epochs: int) -> int:
@@ -105,7 +137,7 @@ def count_params(model: Any) -> dict[str, int]:
     """Total, trainable and non-trainable parameter counts (as ``model.summary()`` prints).
 
     Example:
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> count_params(build_model(load_dataset("friedman")))
         {'total': 1537, 'trainable': 1537, 'non_trainable': 0}
     """
@@ -119,7 +151,7 @@ def summary_text(model: Any, title: str) -> str:
     """``model.summary()`` as plain text, headed by ``title`` and the parameter counts.
 
     Example:
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> "Total params: 1,537" in summary_text(build_model(load_dataset("friedman")), "a")
         True
     """
@@ -149,7 +181,7 @@ def plot_model(model: Any, path: str) -> str | None:
         ``None`` on success, else why the picture could not be drawn (with install hints).
 
     Example:
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> plot_model(build_model(load_dataset("friedman")), "/tmp/m.png")  # doctest: +SKIP
     """
     import keras
@@ -164,54 +196,40 @@ def plot_model(model: Any, path: str) -> str | None:
     return None if os.path.exists(path) else PLOT_INSTALL_HINT
 
 
-def gzipped_size(model: Any, model_path: str, zip_path: str) -> int:
-    """The article's ``get_gzipped_model_size``: save the model, deflate it, size of the zip.
+def predict(model: Any, x: np.ndarray) -> np.ndarray:
+    """The model's outputs for ``x`` (inference mode), as a NumPy array.
 
-    ``model.save(model_path, include_optimizer=False)``, then a ``ZIP_DEFLATED`` archive
-    holding that one file. Use an ``.h5`` name, as the article: Keras 3 honours
-    ``include_optimizer=False`` only for ``.h5`` and silently saves the optimizer's state into
-    a ``.keras`` file, which would count Adam's two moments (2x the weights) in the size.
-
-    Args:
-        model: The Keras model.
-        model_path: Where to save the model (``.h5``).
-        zip_path: Where to write the zip.
-
-    Returns:
-        Size of the zip in bytes.
+    One eager call: on JAX, ``model.predict`` would compile a function per model (~0.3 s each),
+    which costs more than it saves on the study's few thousand rows.
 
     Example:
-        >>> from prunekit.study.data import load_dataset
-        >>> model = build_model(load_dataset("friedman"))
-        >>> 5000 < gzipped_size(model, "/tmp/m.h5", "/tmp/m.zip") < 9000
-        True
-    """
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)  # Quiet Keras's "HDF5 is legacy" warning: we want HDF5 here.
-    try:
-        model.save(model_path, include_optimizer=False)
-    finally:
-        absl.setLevel(level)
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.write(model_path, arcname=os.path.basename(model_path))
-    return os.path.getsize(zip_path)
-
-
-def kernel_sparsity(model: Any) -> dict[str, float]:
-    """Fraction of exact zeros in each kernel of a plain (stripped) model, by layer name.
-
-    Example:
-        >>> from prunekit.study.data import load_dataset
-        >>> kernel_sparsity(build_model(load_dataset("friedman")))
-        {'hidden': 0.0, 'output': 0.0}
+        >>> from prunekit.lab.data import load_dataset
+        >>> data = load_dataset("friedman")
+        >>> predict(build_model(data), data.x_test).shape
+        (3300, 1)
     """
     import keras
 
-    result = {}
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is not None:
-            values = np.asarray(keras.ops.convert_to_numpy(kernel))
-            result[layer.name] = float(np.mean(values == 0))
-    return result
+    return np.asarray(keras.ops.convert_to_numpy(model(keras.ops.convert_to_tensor(x),
+                                                       training=False)))
+
+
+def strip_if_pruned(model: Any) -> Any:
+    """The plain model to measure: ``prunekit.strip_pruning(model)`` if it has pruning
+    wrappers (a new model), else ``model`` itself. ``model`` is not changed.
+
+    Example:
+        >>> import prunekit
+        >>> from prunekit.lab.data import load_dataset
+        >>> model = build_model(load_dataset("friedman"))
+        >>> strip_if_pruned(model) is model
+        True
+        >>> pruned = prunekit.prune_low_magnitude(model)
+        >>> [layer.name for layer in strip_if_pruned(pruned).layers]
+        ['hidden', 'output']
+    """
+    import prunekit
+
+    if any(True for _ in prunekit.iter_wrappers(model)):
+        return prunekit.strip_pruning(model)
+    return model

@@ -1,36 +1,146 @@
-"""The sweep's data: a bundled dataset, or the user's own CSV or NPZ file.
+"""The data the study and the sweep train on, and how predictions are scored.
 
-A user file holds feature columns and one target column:
+Bundled datasets come from scikit-learn and need no download: the article's Friedman #1
+regression and a digits classifier. A user's own file holds feature columns and one target
+column:
 
 * **CSV**: a header row of column names, then one row per sample, every value numeric (a
-  classification target may hold text labels). ``--target`` names the target column (default:
+  classification target may hold text labels). ``target`` names the target column (default:
   the last one).
 * **NPZ** (``numpy.savez``): either a 2-D array ``x`` (or ``X``) plus a 1-D target array
-  (``--target``, default ``y``), or one 1-D array per column, the target among them.
+  (``target``, default ``y``), or one 1-D array per column, the target among them.
 
-The rows are split as the article's data (``train_test_split(test_size=0.33,
-random_state=42)``) and the features standardised with the training rows' mean and standard
-deviation. Every problem is reported before training, naming the file, the column or line, and
-what was expected.
+Every split is the article's: ``train_test_split(test_size=0.33, random_state=42)``. A user's
+features are standardised with the training rows' mean and standard deviation. Every problem
+with a user's file is reported before training, naming the file, the column or line, and what
+was expected.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
-from typing import Any
 
 import numpy as np
 
-from prunekit.study.data import Dataset, load_dataset
-from prunekit.sweep.grid import SweepError
+from prunekit.lab.choices import DATASETS
 
+#: (features, outputs) of each bundled dataset's model: what validation needs before loading.
+DATASET_SHAPES = {"friedman": (10, 1), "digits": (64, 10)}
 #: Fewest rows a user file may have (train, validation and test splits all need some).
 MIN_ROWS = 20
 
 
-class DataError(SweepError):
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A train/test split plus what the study needs to know about the task.
+
+    Attributes:
+        name: ``"friedman"`` or ``"digits"``.
+        task: ``"regression"`` or ``"classification"``.
+        x_train: Training inputs, float32, shape ``(n_train, n_features)``.
+        y_train: Training targets (float32 values or int class labels).
+        x_test: Test inputs.
+        y_test: Test targets.
+        n_classes: Number of classes (0 for regression).
+        description: One line saying where the data comes from.
+    """
+
+    name: str
+    task: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    description: str
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def metric(self) -> str:
+        """Name of the headline test metric: ``"mse"`` (lower is better) or ``"accuracy"``."""
+        return "mse" if self.task == "regression" else "accuracy"
+
+
+def load_dataset(name: str = "friedman") -> Dataset:
+    """Build one of the study's datasets, split as in the article.
+
+    ``friedman``: ``make_friedman1(n_samples=10000, n_features=10, random_state=0)``, no noise,
+    no scaling (as the article) -> 6700 train / 3300 test rows.
+    ``digits``: scikit-learn's bundled 8x8 ``load_digits`` (1797 images, 10 classes), pixels
+    scaled to [0, 1] -> 1203 train / 594 test rows.
+
+    Args:
+        name: ``"friedman"`` or ``"digits"``.
+
+    Returns:
+        The :class:`Dataset`.
+
+    Raises:
+        ValueError: If ``name`` is not a known dataset.
+
+    Example:
+        >>> data = load_dataset("friedman")
+        >>> data.x_test.shape
+        (3300, 10)
+    """
+    from sklearn.model_selection import train_test_split
+
+    if name == "friedman":
+        from sklearn.datasets import make_friedman1
+
+        x, y = make_friedman1(n_samples=10000, n_features=10, random_state=0)
+        y = y.astype("float32")
+        task, n_classes = "regression", 0
+        description = "make_friedman1(n_samples=10000, n_features=10, random_state=0)"
+    elif name == "digits":
+        from sklearn.datasets import load_digits
+
+        x, y = load_digits(return_X_y=True)
+        x = x / 16.0
+        y = y.astype("int32")
+        task, n_classes = "classification", 10
+        description = "load_digits() (8x8 images, 10 classes), pixels scaled to [0, 1]"
+    else:
+        raise ValueError(f"Unknown dataset: expected one of {DATASETS}. Received: name={name!r}")
+    x_train, x_test, y_train, y_test = train_test_split(
+        x.astype("float32"), y, test_size=0.33, random_state=42
+    )
+    return Dataset(name, task, x_train, y_train, x_test, y_test, n_classes, description)
+
+
+def score(data: Dataset, predictions: np.ndarray) -> float:
+    """Score predictions on the test set the article's way.
+
+    Regression: ``mean_squared_error(y_test, predictions.reshape(n_test,))``.
+    Classification: accuracy of the arg-max class.
+
+    Args:
+        data: The dataset.
+        predictions: Model outputs for ``data.x_test``.
+
+    Returns:
+        The metric named by ``data.metric``.
+
+    Example:
+        >>> data = load_dataset("friedman")
+        >>> round(score(data, data.y_test), 6)
+        0.0
+    """
+    predictions = np.asarray(predictions)
+    if data.task == "regression":
+        diff = data.y_test.astype("float64") - predictions.reshape(len(data.y_test))
+        return float(np.mean(diff**2))
+    return float(np.mean(np.argmax(predictions, axis=-1) == data.y_test))
+
+
+class DataError(ValueError):
     """The user's data file cannot be used; the message names the file and what is wrong."""
 
 
@@ -46,7 +156,7 @@ def _float(text: str, path: str, line: int, column: str) -> float:
     return value
 
 
-def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.ndarray, list]:
+def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     with open(path, newline="", encoding="utf-8-sig") as file:
         rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
     if not rows:
@@ -83,7 +193,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _read_npz(path: str, target: str | None) -> tuple[np.ndarray, np.ndarray, list]:
+def _read_npz(path: str, target: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -150,7 +260,7 @@ def load_user_data(path: str, target: str | None = None, task: str = "regression
         task: ``"regression"`` (float target, MSE) or ``"classification"`` (labels, accuracy).
 
     Returns:
-        A :class:`~prunekit.study.data.Dataset` named after the file.
+        A :class:`Dataset` named after the file.
 
     Raises:
         DataError: Missing file, unknown extension, missing target, non-numeric values, too few
@@ -192,16 +302,3 @@ def load_user_data(path: str, target: str | None = None, task: str = "regression
                    "mean and std")
     return Dataset(os.path.basename(path), task, x_train.astype("float32"), y_train,
                    x_test.astype("float32"), y_test, n_classes, description)
-
-
-def load_data(spec: Any) -> Dataset:
-    """The dataset a :class:`~prunekit.sweep.spec.SweepSpec` names (bundled or user file).
-
-    Example:
-        >>> from prunekit.sweep.spec import make_spec
-        >>> load_data(make_spec(dataset="digits")).n_classes
-        10
-    """
-    if spec.data:
-        return load_user_data(spec.data, spec.target, spec.task)
-    return load_dataset(spec.dataset)

@@ -26,8 +26,8 @@ import math
 from typing import Any, Callable
 
 from prunekit.study.config import RUN_ALIASES, StudyConfig
-from prunekit.study.data import Dataset
-from prunekit.study.models import build_model
+from prunekit.lab.data import Dataset
+from prunekit.lab.models import build_model, steps_per_epoch
 
 LETTERS = {run: letter for letter, run in RUN_ALIASES.items()}
 #: The recommended run ramps sparsity up over at most this many epochs.
@@ -63,19 +63,6 @@ class RunPlan:
         return LETTERS[self.run_id]
 
 
-def steps_per_epoch(data: Dataset, config: StudyConfig) -> int:
-    """Training batches per epoch after Keras's ``validation_split`` (the article's: 168).
-
-    Example:
-        >>> from prunekit.study.config import make_config
-        >>> from prunekit.study.data import load_dataset
-        >>> steps_per_epoch(load_dataset("friedman"), make_config())
-        168
-    """
-    kept = math.floor(len(data.x_train) * (1.0 - config.validation_split))
-    return math.ceil(kept / config.batch_size)
-
-
 def recommended_end_step(data: Dataset, config: StudyConfig, frequency: int = 100) -> int:
     """End of the recommended run's ramp: a multiple of ``frequency`` within the epochs.
 
@@ -85,12 +72,12 @@ def recommended_end_step(data: Dataset, config: StudyConfig, frequency: int = 10
 
     Example:
         >>> from prunekit.study.config import make_config
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> recommended_end_step(load_dataset("friedman"), make_config(epochs=3))
         300
     """
     ramp_epochs = min(RECOMMENDED_RAMP_EPOCHS, max(1, (2 * config.epochs) // 3))
-    steps = ramp_epochs * steps_per_epoch(data, config)
+    steps = ramp_epochs * steps_per_epoch(data, config.validation_split, config.batch_size)
     return max(frequency, steps // frequency * frequency)
 
 
@@ -131,7 +118,7 @@ def plan_run(run_id: str, config: StudyConfig, data: Dataset, weights_path: str)
 
     Example:
         >>> from prunekit.study.config import make_config
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> plan = plan_run("layer", make_config(), load_dataset("friedman"), "w.weights.h5")
         >>> plan.pruning["block_size"]
         '2x3'
@@ -174,7 +161,8 @@ def plan_run(run_id: str, config: StudyConfig, data: Dataset, weights_path: str)
         end = recommended_end_step(data, config)
         schedule = prunekit.PolynomialDecay(0.0, RECOMMENDED_SPARSITY, begin_step=0,
                                             end_step=end, frequency=100)
-        ramp_epochs = math.ceil(end / steps_per_epoch(data, config))
+        per_epoch = steps_per_epoch(data, config.validation_split, config.batch_size)
+        ramp_epochs = math.ceil(end / per_epoch)
         return RunPlan(run_id, "Recommended: hidden 0->80%",
                        "Start from the trained baseline, prune only the hidden layer (pruning the "
                        "1-unit output layer removes whole hidden units), raise sparsity gradually "

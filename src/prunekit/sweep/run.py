@@ -2,9 +2,9 @@
 
 Every run trains for the same number of epochs (no early stopping), seeded with
 :func:`prunekit.sweep.grid.run_seed`, and returns a flat JSON-able record (one line of
-``runs.jsonl``). Sizes are measured on the stripped model: the article's zipped ``.keras`` file
-(``model.save`` without optimizer state, then a ``ZIP_DEFLATED`` archive) and, when
-:mod:`prunekit.export` is available, its int8 compressed sparse format.
+``runs.jsonl``). Sizes are measured on the stripped model: the article's gzipped size
+(:func:`prunekit.export.sizes.gzipped_size`, the same measure as the study's) and prunekit's
+int8 compressed sparse format.
 """
 
 from __future__ import annotations
@@ -12,35 +12,27 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import tempfile
 import time
 from typing import Any
 
-import numpy as np
-
-from prunekit.study.config import HIDDEN_UNITS
-from prunekit.study.data import Dataset, score
+from prunekit.lab.data import Dataset, score
+from prunekit.lab.models import kernel_shapes, steps_per_epoch
 from prunekit.sweep.grid import ModelFacts, RunParams, run_seed
 from prunekit.sweep.spec import SweepSpec
-
-#: The study model's prunable layers, input to output (see prunekit.study.models.build_model).
-LAYER_NAMES = ("hidden", "output")
 
 
 def model_facts(data: Dataset, spec: SweepSpec) -> ModelFacts:
     """Kernel shapes of the study's model on ``data`` and the training steps of one run.
 
     Example:
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> from prunekit.sweep.spec import make_spec
         >>> model_facts(load_dataset("friedman"), make_spec(epochs=2))
         ModelFacts(kernels={'hidden': (10, 128), 'output': (128, 1)}, total_steps=336)
     """
     outputs = data.n_classes if data.task == "classification" else 1
-    kept = math.floor(len(data.x_train) * (1.0 - spec.validation_split))
-    steps = math.ceil(kept / spec.batch_size) * spec.epochs
-    return ModelFacts({"hidden": (data.n_features, HIDDEN_UNITS),
-                       "output": (HIDDEN_UNITS, outputs)}, steps)
+    steps = steps_per_epoch(data, spec.validation_split, spec.batch_size) * spec.epochs
+    return ModelFacts(kernel_shapes(data.n_features, outputs), steps)
 
 
 def make_schedule(params: RunParams) -> Any:
@@ -81,13 +73,13 @@ def build_run_model(params: RunParams, data: Dataset) -> Any:
     """The study's model for ``data``, pruned as ``params`` says (uncompiled).
 
     Example:
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> from prunekit.sweep.grid import dense_run
         >>> build_run_model(dense_run(), load_dataset("friedman")).count_params()
         1537
     """
     import prunekit
-    from prunekit.study.models import build_model
+    from prunekit.lab.models import build_model
 
     model = build_model(data)
     if params.schedule == "none":
@@ -98,75 +90,33 @@ def build_run_model(params: RunParams, data: Dataset) -> Any:
         pruning_policy=_layer_policy(set(params.pruned_layers.split(","))))
 
 
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(model(keras.ops.convert_to_tensor(x),
-                                                       training=False)))
-
-
-def _plain(model: Any) -> Any:
-    """A stripped, uncompiled model (no optimizer state may reach the saved file)."""
-    import keras
-
-    import prunekit
-
-    if any(True for _ in prunekit.iter_wrappers(model)):
-        return prunekit.strip_pruning(model)  # a clone: not compiled
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
-def _int8_bytes(model: Any) -> int | None:
-    try:
-        from prunekit.export import model_sizes
-    except ImportError:
-        return None
-    try:
-        return int(model_sizes(model, keras_int8=False).compressed["int8"])
-    except Exception:  # noqa: BLE001 - an optional column must never sink a run.
-        return None
-
-
 def measure(model: Any, params: RunParams) -> dict[str, Any]:
     """Sparsity, parameter counts and compressed sizes of a trained model's stripped form.
 
     Returns:
         ``achieved_sparsity`` (zeros over the pruned kernels), ``layer_sparsity``,
-        ``weights``, ``nonzeros``, ``gz_bytes`` and ``int8_bytes`` (``None`` without
-        :mod:`prunekit.export`).
+        ``weights``, ``nonzeros``, ``gz_bytes`` (the article's gzipped size of the ``.h5``
+        file) and ``int8_bytes`` (``None`` if the model cannot be encoded).
 
     Example:
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> from prunekit.sweep.grid import dense_run
         >>> run = dense_run()
         >>> measure(build_run_model(run, load_dataset("friedman")), run)["weights"]
         1537
     """
-    import keras
+    from prunekit.export.sizes import gzipped_size
+    from prunekit.lab.models import strip_if_pruned
+    from prunekit.lab.sizes import int8_size, kernel_sparsity, weight_counts, zero_counts
 
-    from prunekit.study.models import gzipped_size
-
-    plain = _plain(model)
-    pruned = set(params.pruned_layers.split(",")) if params.pruned_layers else set()
-    layer_sparsity, zeros, total = {}, 0, 0
-    for layer in plain.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
-            continue
-        values = np.asarray(keras.ops.convert_to_numpy(kernel))
-        layer_sparsity[layer.name] = round(float(np.mean(values == 0)), 6)
-        if layer.name in pruned or not pruned:
-            zeros, total = zeros + int(np.sum(values == 0)), total + values.size
-    arrays = [np.asarray(keras.ops.convert_to_numpy(w)) for w in plain.weights]
-    with tempfile.TemporaryDirectory() as tmp:
-        gz = gzipped_size(plain, os.path.join(tmp, "model.keras"), os.path.join(tmp, "model.zip"))
+    plain = strip_if_pruned(model)
+    pruned = set(params.pruned_layers.split(",")) if params.pruned_layers else None
+    zeros, total = zero_counts(plain, pruned)
+    weights, nonzeros = weight_counts(plain)
     return {"achieved_sparsity": round(zeros / max(total, 1), 6),
-            "layer_sparsity": layer_sparsity,
-            "weights": int(sum(a.size for a in arrays)),
-            "nonzeros": int(sum(np.count_nonzero(a) for a in arrays)),
-            "gz_bytes": int(gz), "int8_bytes": _int8_bytes(plain)}
+            "layer_sparsity": {k: round(v, 6) for k, v in kernel_sparsity(plain).items()},
+            "weights": weights, "nonzeros": nonzeros,
+            "gz_bytes": gzipped_size(plain), "int8_bytes": int8_size(plain)}
 
 
 def run_notes(params: RunParams, total_steps: int, achieved: float) -> list[str]:
@@ -206,7 +156,7 @@ def run_one(params: RunParams, spec: SweepSpec, data: Dataset) -> dict[str, Any]
     Example:
         >>> from prunekit.sweep.grid import dense_run
         >>> from prunekit.sweep.spec import make_spec
-        >>> from prunekit.study.data import load_dataset
+        >>> from prunekit.lab.data import load_dataset
         >>> record = run_one(dense_run(), make_spec(epochs=1), load_dataset("friedman"))
         >>> record["achieved_sparsity"]
         0.0
@@ -214,7 +164,7 @@ def run_one(params: RunParams, spec: SweepSpec, data: Dataset) -> dict[str, Any]
     import keras
 
     import prunekit
-    from prunekit.study.models import compile_model
+    from prunekit.lab.models import compile_model, predict
 
     start = time.perf_counter()
     keras.backend.clear_session()  # runs share a worker process: start each from scratch
@@ -227,7 +177,7 @@ def run_one(params: RunParams, spec: SweepSpec, data: Dataset) -> dict[str, Any]
                         batch_size=spec.batch_size, validation_split=spec.validation_split,
                         callbacks=callbacks, verbose=0).history
     train_time = time.perf_counter() - fit_start
-    metric = score(data, _predict(model, data.x_test))
+    metric = score(data, predict(model, data.x_test))
     sizes = measure(model, params)
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     return {"key": params.key(), "seed": seed, **params.as_dict(), "metric": data.metric,

@@ -1,7 +1,12 @@
-"""Small Keras callbacks of the study: a pruning recorder and one live progress line per run.
+"""Progress on the terminal, and what it reads from training.
 
-Both act only at epoch boundaries, so they cost nothing per batch and work on every backend
-(on JAX, layer variables are only up to date between epochs).
+Two displays on one ``rich.progress`` setup: :class:`LiveProgress` (the study: one line per
+run, driven by a Keras callback at each epoch end) and :class:`RunsProgress` (the sweep: one
+bar over many runs). :class:`PruningRecorder` reads the masks at epoch ends, and
+:func:`schedule_curve` gives a schedule's sparsity against step for the reports.
+
+The callbacks act only at epoch boundaries, so they cost nothing per batch and work on every
+backend (on JAX, layer variables are only up to date between epochs).
 """
 
 from __future__ import annotations
@@ -96,6 +101,13 @@ class PruningRecorder(keras.callbacks.Callback):
         self.trace.append({"epoch": epoch + 1, "step": step, "sparsity": sparsity})
 
 
+def _progress(console: Any, *columns: Any) -> Any:
+    """The one ``rich.progress.Progress`` setup of both displays."""
+    from rich.progress import Progress
+
+    return Progress(*columns, console=console, transient=False, refresh_per_second=4)
+
+
 class LiveProgress:
     """One rewritten terminal line per run: epoch, losses, sparsity, elapsed time and ETA.
 
@@ -109,15 +121,13 @@ class LiveProgress:
     """
 
     def __init__(self, console: Any) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+        from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
-        self.progress = Progress(
-            TextColumn("{task.description:<30}"), BarColumn(bar_width=12),
+        self.progress = _progress(
+            console, TextColumn("{task.description:<30}"), BarColumn(bar_width=12),
             TextColumn("ep"), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(compact=True),
-            console=console, transient=False, refresh_per_second=4,
-        )
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(compact=True))
 
     def __enter__(self) -> LiveProgress:
         self.progress.start()
@@ -163,3 +173,63 @@ class _LiveLine(keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         done = self.progress.tasks[self.task].completed
         self.progress.update(self.task, total=max(done, 1), completed=done)
+
+
+class RunsProgress:
+    """One bar over many runs: runs done, elapsed time, ETA and the last run's outcome.
+
+    Silent unless ``verbose``.
+
+    Args:
+        title: Text before the bar (e.g. ``"sweep"``).
+        total: Runs in all.
+        done: Runs already finished (a resumed sweep starts part-way).
+        verbose: Draw the bar.
+        console: A ``rich.console.Console`` (default: a new one).
+
+    Example:
+        >>> with RunsProgress("sweep", total=4, done=1, verbose=False) as progress:
+        ...     progress.advance("dense: mse 0.02")
+        ...     progress.completed
+        2
+    """
+
+    def __init__(self, title: str, total: int, done: int, verbose: bool,
+                 console: Any = None) -> None:
+        self.completed = done
+        self.progress = None
+        if verbose:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.progress = _progress(
+                console or Console(), TextColumn(title), BarColumn(bar_width=30),
+                MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+            self.task = self.progress.add_task("runs", total=total, completed=done,
+                                               info="starting workers")
+
+    def __enter__(self) -> RunsProgress:  # noqa: PYI034 - Python 3.10 has no typing.Self
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def advance(self, info: str, failed: bool = False) -> None:
+        """Count one finished run and show ``info`` (its outcome) beside the bar.
+
+        Args:
+            info: One short line on the run (rich markup is not interpreted).
+            failed: Show it as a failure.
+        """
+        self.completed += 1
+        if self.progress is None:
+            return
+        from rich.markup import escape
+
+        text = f"[red]failed[/] {escape(info)}" if failed else escape(info)
+        self.progress.update(self.task, advance=1, info=text)
