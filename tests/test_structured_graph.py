@@ -8,6 +8,9 @@ from keras import layers, ops
 from prunekit.structured import DependencyGraph, PassThrough, register_shrink_rule, shrink
 from prunekit.structured.pruning import apply_removal, zero_units
 
+# Weights only need to be random: NumPy draws them (fast on every backend).
+pytestmark = pytest.mark.usefixtures("numpy_initializers")
+
 
 def _units(graph):
     return {tuple(g.layers): (len(g.units), len(g.prunable)) for g in graph.groups}

@@ -10,6 +10,9 @@ from keras import layers
 from prunekit.structured import DependencyGraph, L2Importance, prune_groups, select_units, shrink
 from prunekit.structured.pruning import apply_removal
 
+# Weights only need to be random: NumPy draws them (fast on every backend).
+pytestmark = pytest.mark.usefixtures("numpy_initializers")
+
 
 def _check_equal(model, sparsity, x, scope="uniform"):
     """Mask ``model`` in place (a clone would double the build time), shrink, compare."""
@@ -83,7 +86,7 @@ def _small_cnn():
     keras.utils.set_random_seed(0)
     i = keras.Input((8, 8, 1))
     x = layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(i)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(name="bn")(x)
     x = layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")(x)
     x = layers.Flatten()(layers.MaxPooling2D()(x))
     return keras.Model(i, layers.Dense(10, activation="softmax")(layers.Dense(16)(x)))
@@ -102,6 +105,11 @@ def test_keras_round_trip_without_prunekit(tmp_path):
     np.testing.assert_allclose(again.predict(x, verbose=0), masked.predict(x, verbose=0),
                                atol=1e-5)
     assert again.get_layer("c1").filters == 4
+    # The rebuilt layers keep their own initializers (shrink builds them with zeros first).
+    assert again.get_layer("c1").get_config()["kernel_initializer"]["class_name"] == \
+        "GlorotUniform"
+    assert again.get_layer("bn").get_config()["gamma_initializer"][
+        "class_name"] == "Ones"
 
 
 @pytest.mark.parametrize("weights,atol", [("float32", 1e-6), ("int8", 0.05)])

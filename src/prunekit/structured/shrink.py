@@ -7,6 +7,8 @@ input model is never modified.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,6 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from prunekit import _keras_compat
 from prunekit.structured import rules
 from prunekit.structured.cost import LayerChange, ShrinkReport, layer_macs
 from prunekit.structured.graph import DependencyGraph
@@ -126,7 +129,8 @@ def rebuild(graph: DependencyGraph, removed: set[int]) -> tuple[keras.Model, Shr
             width = new_inputs[0].shape[-1] if new_inputs and new_inputs[0].shape else None
             new_ops[id(op)] = _new_operation(op, spaces.get(id(op), []), graph, removed, width)
         new = new_ops[id(op)]
-        outputs = new(*args, **kwargs)
+        with _zero_initializers(new if first else None):
+            outputs = new(*args, **kwargs)
         for old, out in zip(node.outputs, _flat(outputs)):
             tensors[id(old)] = out
         if first and isinstance(op, keras.layers.Layer):
@@ -143,6 +147,28 @@ def rebuild(graph: DependencyGraph, removed: set[int]) -> tuple[keras.Model, Shr
     else:
         small = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
     return small, report
+
+
+@contextlib.contextmanager
+def _zero_initializers(layer: Any) -> Iterator[None]:
+    """Build ``layer`` with zeros instead of its initializers, then give them back.
+
+    Every weight of a rebuilt layer is overwritten with the sliced old one: drawing random
+    values first would be wasted work (on JAX, one compilation per weight shape, most of the
+    time of a shrink). The layer's config keeps its own initializers.
+    """
+    saved = []
+    if isinstance(layer, keras.layers.Layer):
+        for owner in [layer, *_keras_compat.all_sub_layers(layer)]:
+            for name, value in list(vars(owner).items()):
+                if isinstance(value, keras.initializers.Initializer):
+                    saved.append((owner, name, value))
+                    setattr(owner, name, keras.initializers.Zeros())
+    try:
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
 
 
 def _new_operation(op: Any, op_spaces: list[Any], graph: DependencyGraph, removed: set[int],
