@@ -179,6 +179,14 @@ class StructuredPruning(keras.callbacks.Callback):
         if sync is not None:  # write it to the variables, and make fit read them back.
             sync()
 
+    def on_train_begin(self, logs: Any = None) -> None:
+        per_call = getattr(self.model, "steps_per_execution", 1) or 1
+        if int(per_call) > 1:
+            raise ValueError(
+                "prune_structured counts steps and zeroes units between batches: compile the "
+                "model with steps_per_execution=1 (Keras runs callbacks once per execution). "
+                f"Received: steps_per_execution={per_call}")
+
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         self.step += 1
         should, sparsity = self.schedule(ops.convert_to_tensor(self.step, "int32"))
