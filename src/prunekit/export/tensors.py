@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from prunekit.export import quantize
-from prunekit.export.container import read_uvarint, write_uvarint
+from prunekit.export.container import PkzFormatError, write_uvarint
 
 LAYOUT_DENSE, LAYOUT_BITMASK, LAYOUT_DELTA = 0, 1, 2
 LAYOUT_NAMES = ("dense", "bitmask", "delta")
@@ -75,7 +75,13 @@ def encode_varints(values: np.ndarray) -> bytes:
 
 
 def decode_varints(buf: np.ndarray, count: int) -> tuple[np.ndarray, int]:
-    """Decode ``count`` varints from the start of a uint8 array; return ``(values, bytes used)``.
+    """Decode ``count`` varints (at most 9 bytes, 63 bits, each) from the start of a uint8 array.
+
+    Returns:
+        ``(values, bytes used)``.
+
+    Raises:
+        PkzFormatError: ``buf`` ends before ``count`` varints, or one is longer than 9 bytes.
 
     Example:
         >>> decode_varints(np.frombuffer(bytes.fromhex("01ac02"), np.uint8), 2)[0].tolist()
@@ -85,13 +91,13 @@ def decode_varints(buf: np.ndarray, count: int) -> tuple[np.ndarray, int]:
         return np.zeros(0, np.uint64), 0
     ends = np.flatnonzero(buf < 0x80)[:count]
     if len(ends) < count:
-        raise ValueError("Corrupted file: the pattern stream ends inside an index list.")
+        raise PkzFormatError("Corrupted file: the pattern stream ends inside an index list.")
     used = int(ends[-1]) + 1
     starts = np.concatenate(([0], ends[:-1] + 1))
+    if int((ends - starts).max()) > 8:
+        raise PkzFormatError("Corrupted file: an index in the pattern stream is too long.")
     group = np.repeat(np.arange(count), ends - starts + 1)
     offset = np.arange(used) - starts[group]
-    if offset.max() > 9:
-        raise ValueError("Corrupted file: an index in the pattern stream is too long.")
     parts = (buf[:used].astype(np.uint64) & np.uint64(0x7F)) << (
         np.uint64(7) * offset.astype(np.uint64)
     )
@@ -240,118 +246,3 @@ def _maybe_offset(
         return flags, values
     streams["i8"] = offsets.tobytes()
     return flags | _OFFSETS_FLAG, shifted
-
-
-class _Streams:
-    """Sequential readers over the decoded streams, with clear errors on overrun."""
-
-    def __init__(self, streams: dict[str, bytes]):
-        self._data = {k: np.frombuffer(v, np.uint8) for k, v in streams.items()}
-        self._pos = dict.fromkeys(self._data, 0)
-
-    def take(self, name: str, nbytes: int) -> np.ndarray:
-        data, pos = self._data.get(name, np.zeros(0, np.uint8)), self._pos.get(name, 0)
-        if pos + nbytes > len(data):
-            raise ValueError(
-                f"Corrupted file: stream {name!r} is shorter than the tensor table says."
-            )
-        self._pos[name] = pos + nbytes
-        return data[pos : pos + nbytes]
-
-    def take_varints(self, name: str, count: int) -> np.ndarray:
-        data, pos = self._data.get(name, np.zeros(0, np.uint8)), self._pos.get(name, 0)
-        values, used = decode_varints(data[pos:], count)
-        self._pos[name] = pos + used
-        return values
-
-    def check_consumed(self) -> None:
-        for name, data in self._data.items():
-            if self._pos[name] != len(data):
-                raise ValueError(f"Corrupted file: stream {name!r} has unread bytes.")
-
-
-def _read_pattern(streams: _Streams, layout: int, size: int, nnz: int) -> np.ndarray:
-    if layout == LAYOUT_BITMASK:
-        bits = np.unpackbits(streams.take("pattern", (size + 7) // 8), count=size).astype(bool)
-        if int(bits.sum()) != nnz:
-            raise ValueError("Corrupted file: a bitmask does not match its nonzero count.")
-        return bits
-    positions = np.cumsum(streams.take_varints("pattern", nnz) + np.uint64(1)).astype(np.int64) - 1
-    if nnz and positions[-1] >= size:
-        raise ValueError("Corrupted file: an index list points past the end of its tensor.")
-    mask = np.zeros(size, bool)
-    mask[positions] = True
-    return mask
-
-
-def _read_one(table: bytes, pos: int, streams: _Streams) -> tuple[np.ndarray, int]:
-    flags = table[pos]
-    layout, fmt_id = flags & 0x03, (flags >> 2) & 0x07
-    if layout > LAYOUT_DELTA or fmt_id >= len(FORMATS):
-        raise ValueError(f"Corrupted file: bad tensor record flags {flags:#04x}.")
-    ndim, shape, pos = table[pos + 1], [], pos + 2
-    for _ in range(ndim):
-        dim, pos = read_uvarint(table, pos, "a tensor shape")
-        shape.append(dim)
-    size, fmt = int(np.prod(shape, dtype=np.int64)), FORMATS[fmt_id]
-    if fmt == "raw":
-        n = table[pos]
-        dtype = _numpy_dtype(bytes(table[pos + 1 : pos + 1 + n]).decode("ascii"))
-        raw = streams.take("raw", size * dtype.itemsize)
-        return np.frombuffer(raw.tobytes(), dtype).reshape(shape), pos + 1 + n
-    dtype = {"f32": np.float32, "f16": np.float16, "i8": np.int8}[fmt]
-    scales = None
-    if fmt == "i8":
-        scale_type = np.float32 if flags & _F32_SCALES_FLAG else np.float16
-        nbytes = shape[-1] * np.dtype(scale_type).itemsize
-        stream = "f32" if scale_type is np.float32 else "f16"
-        scales = np.frombuffer(streams.take(stream, nbytes).tobytes(), scale_type)
-    itemsize = np.dtype(dtype).itemsize
-    if layout == LAYOUT_DENSE:
-        flat = np.frombuffer(streams.take(fmt, size * itemsize).tobytes(), dtype).copy()
-    else:
-        nnz, pos = read_uvarint(table, pos, "a nonzero count")
-        mask = _read_pattern(streams, layout, size, nnz)
-        flat = np.zeros(size, dtype)
-        if flags & _ZEROSIGN_FLAG:
-            signs = np.unpackbits(streams.take("zerosign", (size - nnz + 7) // 8), count=size - nnz)
-            flat[~mask] = np.where(signs.astype(bool), -0.0, 0.0)
-        offsets = streams.take("i8", shape[-1]) if flags & _OFFSETS_FLAG else None
-        values = np.frombuffer(streams.take(fmt, nnz * itemsize).tobytes(), dtype)
-        if offsets is not None:
-            channel = np.nonzero(mask.reshape(shape[-1], -1))[0]
-            magnitude = np.abs(values.astype(np.int16)) + offsets[channel]
-            if nnz and (magnitude.max() > 127 or np.any(values == 0)):
-                raise ValueError("Corrupted file: an int8 channel offset overflows.")
-            values = (np.sign(values) * magnitude).astype(np.int8)
-        flat[mask] = values
-    return quantize.from_storage(fmt, from_channel_major(flat, tuple(shape)), scales), pos
-
-
-def decode_tensors(table: bytes, count: int, streams: dict[str, bytes]) -> list[np.ndarray]:
-    """Decode ``count`` tensor records from the table, reading the shared streams in order.
-
-    Example:
-        >>> rec, s, _ = encode_tensor(np.eye(3, dtype=np.float32), "float32")
-        >>> decode_tensors(rec, 1, s)[0].tolist()
-        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
-    """
-    readers, pos, out = _Streams(streams), 0, []
-    for _ in range(count):
-        if pos + 2 > len(table):
-            raise ValueError("Corrupted file: the tensor table is shorter than its count.")
-        array, pos = _read_one(table, pos, readers)
-        out.append(array)
-    if pos != len(table):
-        raise ValueError("Corrupted file: the tensor table has unread bytes.")
-    readers.check_consumed()
-    return out
-
-
-def _numpy_dtype(name: str) -> np.dtype:
-    try:
-        return np.dtype(name)
-    except TypeError:
-        import ml_dtypes  # bfloat16 and friends; a dependency of Keras
-
-        return np.dtype(getattr(ml_dtypes, name))
