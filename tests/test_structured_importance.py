@@ -113,6 +113,19 @@ def test_gradual_pruning_with_a_schedule_then_shrink(tmp_path):
     assert any(p.name.startswith("events") for p in (tmp_path / "logs").iterdir())
 
 
+def test_gradual_pruning_refuses_several_batches_per_call():
+    model = _model()
+    model.compile("sgd", "mse", steps_per_execution=4)
+    pruning = prune_structured(model, prunekit.ConstantSparsity(0.5, 0, frequency=1))
+    pruning.set_model(model)
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="steps_per_execution=1.*Received: "
+                                         "steps_per_execution=4"):
+        pruning.on_train_begin()
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_taylor_without_data_is_refused():
     with pytest.raises(ValueError, match="needs a batch of data"):
         prune_structured(_model(), prunekit.ConstantSparsity(0.5, 0), importance="taylor")
