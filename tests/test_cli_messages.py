@@ -96,6 +96,13 @@ def _cases(d):
          f"--output {blocker}: {blocker} is a file"),
         (["oneshot", str(d), "--sparsity", "0.5", "--n-m", "2:4"], "oneshot",
          "argument --n-m: not allowed with argument --sparsity"),
+        (["shrink", missing, "--sparsity", "0.5", "-o", str(d / "s.keras")], "shrink",
+         f"No such model file: {missing}"),
+        (["shrink", missing, "--sparsity", "0.5", "-o", str(blocker)], "shrink",
+         "The output must be a .keras file"),
+        (["shrink", missing, "--sparsity", "1.5", "-o", str(d / "s.keras")], "shrink",
+         "Received: sparsity=1.5"),
+        (["bench", missing], "bench", f"No such model file: {missing}"),
         (["demo", "--epochs", "0"], "demo", "--epochs must be >= 1. Received: --epochs=0"),
         (["demo", "--epochs", "many"], "demo", "argument --epochs: invalid int value: 'many'"),
     ]

@@ -122,6 +122,29 @@ def consumers(operation: Any) -> list[Any]:
     return [node.operation for node in operation._outbound_nodes]
 
 
+def graph_nodes(model: Any) -> list[Any] | None:
+    """The call nodes of a Functional or Sequential model, inputs first; None without a graph.
+
+    Each node holds one call: ``operation``, ``input_tensors``, ``outputs`` and ``arguments``.
+    Returns None for a subclassed model and for a Sequential model that is not built yet.
+
+    Why: structured pruning follows tensors (which input of an ``Add`` carries which channel),
+    not only operations; Keras keeps a graph's nodes in ``Functional._nodes_by_depth`` (depth 0
+    at the outputs) and a Sequential model's graph in ``Sequential._functional``.
+    """
+    functional = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) \
+        else model
+    by_depth = getattr(functional, "_nodes_by_depth", None)
+    if not isinstance(model, keras.Model) or by_depth is None:
+        return None
+    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def first_node(layer: Any) -> Any:
+    """The node of ``layer``'s first call in a graph (``Operation._inbound_nodes[0]``)."""
+    return layer._inbound_nodes[0]
+
+
 def producing_operation(tensor: Any) -> Any:
     """The operation that produced a symbolic tensor (``KerasTensor._keras_history``)."""
     return tensor._keras_history.operation
@@ -364,6 +387,12 @@ REQUIRED: tuple[Internal, ...] = (
     Internal("Operation._inbound_nodes/_outbound_nodes, Node.parent_nodes",
              "walking graphs (XNNPACK policy)",
              lambda: producers(_graph().layers[-1]) != [] and consumers(_graph().layers[0]) != []),
+    Internal("Functional._nodes_by_depth, Sequential._functional, Node.arguments",
+             "structured pruning following a graph's tensors",
+             lambda: len(graph_nodes(keras.Sequential([keras.Input((3,)),
+                                                       keras.layers.Dense(2)]))) == 2
+             and graph_nodes(_graph())[-1].arguments is not None
+             and first_node(_graph().layers[-1]).outputs != []),
     Internal("KerasTensor._keras_history", "the operations at a model's inputs and outputs",
              lambda: producing_operation(_graph().outputs[0]) is not None),
     Internal("Layer._tracker (is_in_store, replace_tracked_value)",

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "prunekit.sweep.cli",
     "prunekit.export.cli",
     "prunekit.oneshot.cli",
+    "prunekit.structured.cli",
     "prunekit.demo",
 )
 
