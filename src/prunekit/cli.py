@@ -2,30 +2,47 @@
 
 Thin argument parsing over the library. Each command lives in its own module, which exposes
 ``add_commands(subparsers)``; every sub-parser it adds sets ``func`` (called with the parsed
-arguments, returning an exit code).
+arguments, returning an exit code). A new command adds its module to :data:`COMMAND_MODULES`.
 
-The Keras backend is fixed when Keras is first imported, and importing ``prunekit`` imports
-Keras: so ``--backend`` (or ``KERAS_BACKEND``) is read by the ``prunekit`` entry point
-(``prunekit_cli.py``, outside the package) before anything here runs. The option is declared
-on each command (:func:`add_backend_argument`) so that it parses and shows in ``--help``.
+**The lazy-import rule.** ``prunekit --help``, ``--version`` and usage errors must answer at
+once, so building the parser must not import Keras (seconds) or a backend. A command module
+therefore imports at its top only the standard library and this module; ``add_commands`` may
+import light prunekit modules (choices, NumPy-only helpers); everything else -- Keras, prunekit's
+model code, rich, matplotlib -- is imported inside the command's run function.
+``tests/test_cli_startup.py`` checks that the parser builds without importing Keras.
+
+The Keras backend is fixed when Keras is first imported. The ``prunekit`` entry point
+(``prunekit_cli.py``, outside the package, so that ``prunekit/__init__``, which imports Keras,
+is run only once a command runs) calls :func:`main`, which parses the arguments, then chooses the
+backend (``--backend``, ``KERAS_BACKEND``, ``keras.json``, else the first installed of jax, torch,
+tensorflow: see :mod:`prunekit._select_backend`) before the command's function runs.
+
+Ctrl-C and SIGTERM end a command with one line (``prunekit <command>: interrupted``) and exit
+code 130 (143 for SIGTERM); a command that has work to keep (``sweep``) catches
+``KeyboardInterrupt`` itself and says how to resume.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
+import signal
 import sys
+import threading
+from collections.abc import Callable
+
+from prunekit._select_backend import BACKENDS, BackendError, choose_backend, installed_backends
+from prunekit._version import __version__
 
 # Modules that contribute sub-commands, in the order they appear in `prunekit --help`.
-_COMMAND_MODULES = (
+COMMAND_MODULES = (
     "prunekit.study.cli",
     "prunekit.sweep.cli",
     "prunekit.export.cli",
     "prunekit.demo",
 )
-
-BACKENDS = ("jax", "tensorflow", "torch")
 
 
 def one_line(message: object) -> str:
@@ -61,19 +78,13 @@ def print_error(command: str | None, message: object) -> None:
     print(f"{prog}: error: {one_line(message)}", file=sys.stderr, flush=True)
 
 
-def _check_backend(argv: list[str]) -> None:
-    """Refuse an unknown ``--backend`` anywhere in ``argv`` with argparse's one-line error.
-
-    The entry point has already put the value into KERAS_BACKEND; this only validates it, so a
-    misspelt backend is reported as such rather than as an unknown command.
-    """
-    pre = argparse.ArgumentParser(prog="prunekit", add_help=False)
-    pre.add_argument("--backend", choices=BACKENDS, default=None)
-    pre.parse_known_args(argv)
+def _version_text() -> str:
+    installed = ", ".join(installed_backends()) or "none"
+    return f"prunekit {__version__} (Keras backends installed: {installed})"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every command registered.
+    """Return the top-level parser with every command registered (Keras is not imported).
 
     Example:
         >>> parser = build_parser()
@@ -84,37 +95,104 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prunekit",
         description="Prune and compress Keras 3 models on JAX, TensorFlow or PyTorch.",
     )
+    parser.add_argument("--version", action="version", version=_version_text())
+    # Accepted before the command too (`prunekit --backend jax demo`); SUPPRESS keeps the
+    # command's own --backend from being reset to None when only this one is given.
+    parser.add_argument("--backend", choices=BACKENDS, default=argparse.SUPPRESS,
+                        help="Keras backend (also accepted after the command).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
+    for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(sub)
     return parser
 
 
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
-    """Add the shared ``--backend`` option to a command's parser."""
+    """Add the shared ``--backend`` option to a command's parser.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_backend_argument(parser)
+        >>> parser.parse_args(["--backend", "torch"]).backend
+        'torch'
+    """
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
-        default=None,
-        help="Keras backend (default: $KERAS_BACKEND, else Keras's default).",
+        default=argparse.SUPPRESS,
+        help="Keras backend (default: $KERAS_BACKEND, else keras.json's, else the first "
+             "installed of jax, torch, tensorflow).",
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``prunekit`` command.
+def _use_backend(args: argparse.Namespace) -> None:
+    """Set ``KERAS_BACKEND`` for the command before Keras is imported; say so if picked here.
+
+    Where Keras is already imported (a Python session calling :func:`main`), it is left alone.
+    """
+    if "keras" in sys.modules:
+        return
+    backend, note = choose_backend(args.backend)
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
+    if note:
+        print(f"prunekit: {note}", file=sys.stderr, flush=True)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signum)
+
+
+def interrupt_code(interrupt: KeyboardInterrupt) -> int:
+    """The exit code of an interrupted command: 143 for SIGTERM, else 130 (Ctrl-C).
 
     Example:
-        >>> main(["--help"])  # doctest: +SKIP
+        >>> interrupt_code(KeyboardInterrupt())
+        130
+    """
+    return 143 if interrupt.args == (signal.SIGTERM,) else 130
+
+
+def main(argv: list[str] | None = None, before_run: Callable[[], None] | None = None) -> int:
+    """Parse ``argv``, choose the backend, run the command; return its exit code.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+        before_run: Called after the arguments are valid and the backend is chosen, before
+            the command runs (the entry point finishes importing prunekit there).
+
+    Returns:
+        0 on success, 2 for a usage error (nothing was written), 130/143 when interrupted by
+        Ctrl-C/SIGTERM, else the command's code.
+
+    Example:
+        >>> main(["demo", "--epochs", "0"])
+        2
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    _check_backend(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.backend = getattr(args, "backend", None)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         print_error(None, "a command is required: one of the commands listed above")
         return 2
-    return int(args.func(args) or 0)
+    try:
+        _use_backend(args)
+    except BackendError as error:
+        print_error(args.command, error)
+        return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
+    try:
+        if before_run is not None:
+            before_run()
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt as interrupt:
+        print(f"prunekit {args.command}: interrupted", file=sys.stderr, flush=True)
+        return interrupt_code(interrupt)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

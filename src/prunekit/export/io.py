@@ -41,6 +41,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, overwrite: bool = T
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; give it the mode open() would: 0666 less the umask.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
@@ -54,6 +56,13 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, overwrite: bool = T
             os.unlink(tmp)
         raise
     _fsync_folder(path.parent)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_folder(folder: Path) -> None:

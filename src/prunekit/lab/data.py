@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import math
 import os
+import zipfile
 
 import numpy as np
 
@@ -157,8 +158,15 @@ def _float(text: str, path: str, line: int, column: str) -> float:
 
 
 def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as error:
+        line = _line_of(path, error.start)
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {error.object[error.start]:#04x}"
+                        f" at offset {error.start}); expected a UTF-8 CSV file.") from None
+    except csv.Error as error:
+        raise DataError(f"{path}: not a readable CSV file ({error}).") from None
     if not rows:
         raise DataError(f"{path} is empty: expected a header row of column names, then data.")
     header = [name.strip() for name in rows[0]]
@@ -173,6 +181,9 @@ def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.
         raise DataError(f"{path} has no column {target!r} (--target). Columns: "
                         f"{', '.join(header)}.")
     t = header.index(target)
+    if len(rows) < 2:
+        raise DataError(f"{path} has a header row and no data; expected one row per sample "
+                        "after the header.")
     features, labels = [], []
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
@@ -183,6 +194,12 @@ def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.
         labels.append(label if task == "classification" else _float(label, path, line, target))
     names = [n for i, n in enumerate(header) if i != t]
     return np.asarray(features, dtype="float64").reshape(len(features), -1), np.asarray(labels), names
+
+
+def _line_of(path: str, offset: int) -> int:
+    """The 1-based line number of byte ``offset`` of a file."""
+    with open(path, "rb") as file:
+        return file.read(offset).count(b"\n") + 1
 
 
 def _is_number(text: str) -> bool:
@@ -197,8 +214,11 @@ def _read_npz(path: str, target: str | None) -> tuple[np.ndarray, np.ndarray, li
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError) as error:
-        raise DataError(f"{path}: not a readable .npz archive ({error}).") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        reason = ("not a zip archive: corrupted or truncated?" if not zipfile.is_zipfile(path)
+                  else f"{type(error).__name__}: {error}")
+        raise DataError(f"{path}: not a readable .npz archive ({reason}); expected a file "
+                        "written by numpy.savez (numeric arrays, no pickled objects).") from None
     target = target or "y"
     if target not in arrays:
         raise DataError(f"{path} has no array {target!r} (--target). Arrays: "

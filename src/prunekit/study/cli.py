@@ -171,7 +171,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     from prunekit.study.config import StudyConfigError
 
     try:
-        _check_backend(args.backend)
+        _check_backend(getattr(args, "backend", None))
         config = config_from_args(args)
         if args.out is not None:
             check_folder_path(args.out)

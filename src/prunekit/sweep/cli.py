@@ -123,9 +123,29 @@ def _spec(args: argparse.Namespace) -> tuple[Any, str | None]:
                              f"drop {extra} (or start a new sweep with --out).")
         return load_spec(args.resume), args.resume
     if args.config:
-        out = args.out or run_options_from_toml(args.config).get("out")
-        return spec_from_toml(args.config, given), out
+        options = run_options_from_toml(args.config)
+        for key in ("workers", "ray"):  # the file's run options, unless a flag gives one
+            if getattr(args, key) is None and key in options:
+                setattr(args, key, options[key])
+        return spec_from_toml(args.config, given), args.out or options.get("out")
     return make_spec(**given), args.out
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Refuse invalid --workers, --ray and --max-runs (flags or the TOML file's run options)."""
+    from prunekit.sweep.grid import SweepError
+
+    workers = args.workers
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
+                                or workers < 0):
+        raise SweepError(f"--workers must be >= 0 (an integer; 0: no worker processes). "
+                         f"Received: --workers={workers!r}")
+    if args.ray is not None and not isinstance(args.ray, str):
+        raise SweepError(f"--ray must be 'local', 'auto' or a cluster address. "
+                         f"Received: --ray={args.ray!r}")
+    if args.max_runs is not None and args.max_runs < 1:
+        raise SweepError(f"--max-runs must be >= 1 (leave it out to run every missing run). "
+                         f"Received: --max-runs={args.max_runs}")
 
 
 def _print_runs(runs: list[Any], console: Any) -> None:
@@ -166,17 +186,16 @@ def sweep_command(args: argparse.Namespace) -> int:
     """
     from rich.console import Console
 
-    from prunekit.cli import one_line, print_error
+    from prunekit.cli import interrupt_code, one_line, print_error
     from prunekit.sweep.execute import plan_sweep, run_sweep
     from prunekit.sweep.grid import SweepError
 
     console = Console(quiet=args.quiet)
     out = args.resume or args.out
     try:
-        if args.workers is not None and args.workers < 0:
-            raise SweepError(f"--workers must be >= 0 (0: no worker processes). "
-                             f"Received: --workers={args.workers}")
+        _check_run_options(args)
         spec, out = _spec(args)
+        _check_run_options(args)  # again: the TOML file may have given --workers or --ray
         if args.dry_run:
             _, runs = plan_sweep(spec)
             _print_runs(runs, Console())
@@ -189,10 +208,10 @@ def sweep_command(args: argparse.Namespace) -> int:
     except SweepError as error:
         print_error("sweep", error)
         return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: finished runs are kept; resume with "
-              f"`prunekit sweep --resume {out}`", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print(f"prunekit sweep: interrupted; finished runs are kept; resume with "
+              f"`prunekit sweep --resume {out}`", file=sys.stderr, flush=True)
+        return interrupt_code(interrupt)
     if not args.quiet:
         _print_front(outcome, console)
     # Status lines are soft-wrapped: never split at the console's width (users copy paths).
