@@ -18,12 +18,13 @@ backend (``--backend``, ``KERAS_BACKEND``, ``keras.json``, else the first instal
 tensorflow: see :mod:`prunekit._select_backend`) before the command's function runs.
 
 Ctrl-C and SIGTERM end a command with one line (``prunekit <command>: interrupted``) and exit
-code 130 (143 for SIGTERM); a command that has work to keep (``sweep``) catches
-``KeyboardInterrupt`` itself and says how to resume.
+code 130 (143 for SIGTERM), without a traceback; a command that has work to keep (``sweep``)
+catches ``KeyboardInterrupt`` itself, ends its workers and says how to resume.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import importlib
 import os
@@ -32,6 +33,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from prunekit._select_backend import BACKENDS, BackendError, choose_backend, installed_backends
 from prunekit._version import __version__
@@ -138,8 +140,71 @@ def _use_backend(args: argparse.Namespace) -> None:
         print(f"prunekit: {note}", file=sys.stderr, flush=True)
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signum)
+#: Seconds an interrupted command has to end on its own before the process is ended.
+GRACE_SECONDS = 10.0
+
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM: raise ``KeyboardInterrupt`` once; end the process if it is lost.
+
+    Python drops a ``KeyboardInterrupt`` raised while a garbage-collector callback runs
+    ("Exception ignored in ..."), and backends may run long native steps; so a second signal,
+    or :data:`GRACE_SECONDS` without the command ending, ends the process: child processes are
+    terminated, the message printed, and ``os._exit`` called (what a command keeps is written
+    atomically as it finishes, so nothing kept is half written).
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.timer: threading.Timer | None = None
+        self.saved: dict[int, object] = {}
+        self.redeliveries = 0
+        self.previous_hook = sys.unraisablehook
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.saved[signum] = signal.signal(signum, self._handle)
+            sys.unraisablehook = self._unraisable
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+        if self.saved:
+            sys.unraisablehook = self.previous_hook
+
+    def _unraisable(self, info: Any) -> None:
+        """A lost interrupt (raised in a callback Python ignores): deliver it again."""
+        interrupt = info.exc_value
+        if not isinstance(interrupt, KeyboardInterrupt) or self.redeliveries >= 100:
+            self.previous_hook(info)
+            return
+        self.redeliveries += 1
+        signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+        # From another thread: the main thread runs _handle again once out of the callback.
+        threading.Timer(0.05, _thread.interrupt_main, args=(signum,)).start()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.timer is not None and not self.redeliveries:  # a second signal
+            self._end(signum)
+        if self.timer is not None:  # redelivered
+            raise KeyboardInterrupt(signum)
+        self.timer = threading.Timer(GRACE_SECONDS, self._end, args=(signum,))
+        self.timer.daemon = True
+        self.timer.start()
+        raise KeyboardInterrupt(signum)
+
+    def _end(self, signum: int) -> None:
+        import multiprocessing
+
+        for child in multiprocessing.active_children():
+            child.terminate()
+        print(f"prunekit {self.command}: interrupted", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(interrupt_code(KeyboardInterrupt(signum)))
 
 
 def interrupt_code(interrupt: KeyboardInterrupt) -> int:
@@ -181,18 +246,14 @@ def main(argv: list[str] | None = None, before_run: Callable[[], None] | None = 
     except BackendError as error:
         print_error(args.command, error)
         return 2
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
-    try:
-        if before_run is not None:
-            before_run()
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt as interrupt:
-        print(f"prunekit {args.command}: interrupted", file=sys.stderr, flush=True)
-        return interrupt_code(interrupt)
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    with _Interrupts(args.command):
+        try:
+            if before_run is not None:
+                before_run()
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt as interrupt:
+            print(f"prunekit {args.command}: interrupted", file=sys.stderr, flush=True)
+            return interrupt_code(interrupt)
 
 
 if __name__ == "__main__":  # pragma: no cover
