@@ -57,7 +57,10 @@ class _DeferredInits(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self._pending.clear()
 
     def abandon(self) -> None:
-        """Stop deferring and forget the packages not run (a later import starts afresh)."""
+        """Stop deferring and forget the packages not run (a later import starts afresh).
+
+        After :meth:`finish` there is nothing left to forget.
+        """
         if self in sys.meta_path:
             sys.meta_path.remove(self)
         for _, name in self._pending:
@@ -80,11 +83,8 @@ def run(argv: list[str] | None = None) -> int:
         from prunekit.cli import main as cli_main
 
         return cli_main(argv, before_run=deferred.finish)
-    except BaseException:
-        deferred.abandon()  # --help, --version, usage errors: Keras stays unimported
-        raise
     finally:
-        deferred.finish()
+        deferred.abandon()  # --help, --version, usage errors: Keras stays unimported
 
 
 def main() -> int:
