@@ -6,6 +6,7 @@ Keras is imported lazily (inside functions) so that ``--backend`` takes effect.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -181,15 +182,18 @@ def run_study_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from prunekit.study.execute import run_study
-    from prunekit.study.table import rich_table
+    from prunekit.study.table import ARTICLE_NOTE, rich_table
 
-    # A pipe or file gets a wide console: the table has ten columns.
-    console = Console(quiet=args.quiet, width=None if sys.stdout.isatty() else 160)
+    # A pipe or file gets a wide console (the table has ten columns) unless COLUMNS says.
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    console = Console(quiet=args.quiet, width=160 if wide else None)
     # Status lines are soft-wrapped: never split at the console's width (users copy paths).
     console.print(f"[bold]prunekit study[/]: {', '.join(config.runs)} on {config.dataset}, "
                   f"up to {config.epochs} epochs per run, seed {config.seed}", soft_wrap=True)
     outcome = run_study(config, out=args.out, verbose=not args.quiet, console=console)
-    console.print(rich_table(outcome.results, config.dataset))
+    console.print(rich_table(outcome.results, config.dataset, width=console.width))
+    if config.dataset == "friedman":
+        console.print(f"article MSE: {ARTICLE_NOTE}", soft_wrap=True, highlight=False)
     for note in outcome.meta.get("notes", []):
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     console.print(f"run folder:  {outcome.folder}", soft_wrap=True, highlight=False)

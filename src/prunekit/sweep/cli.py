@@ -20,10 +20,11 @@ end-step -1: constant -> never stop; polynomial -> the last training step
 
 examples:
   prunekit sweep --quick --sparsity 0.5,0.8,0.95 --schedule constant,polynomial
-  prunekit sweep --config sweep.toml --workers 2 --out sweeps/first
-  prunekit sweep --data houses.csv --target price --sparsity 0.5,0.9 --block-size 1x1,2x2
+  prunekit sweep --config examples/sweep.toml --workers 2 --out sweeps/first
+  prunekit sweep --data examples/houses.csv --target price --sparsity 0.5,0.9 \
+                 --block-size 1x1,2x2 --layers first
   prunekit sweep --resume sweeps/first          # finish an interrupted sweep
-  prunekit sweep --config sweep.toml --ray auto  # run the runs as tasks on a Ray cluster
+  prunekit sweep --config examples/sweep.toml --ray auto  # runs as tasks on a Ray cluster
 """
 
 #: Flags that define the sweep (not allowed with --resume, which reads them from the folder).
