@@ -22,7 +22,8 @@ BACKENDS = ("jax", "tensorflow", "torch")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["overhead", "compression", "study", "sweep"], default=None)
+    parser.add_argument("--only", choices=["overhead", "compression", "study", "sweep"],
+                        default=None)
     return parser
 
 

@@ -161,10 +161,8 @@ def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
             rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
-    except UnicodeDecodeError as error:
-        line = _line_of(path, error.start)
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {error.object[error.start]:#04x}"
-                        f" at offset {error.start}); expected a UTF-8 CSV file.") from None
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8(path)) from None
     except csv.Error as error:
         raise DataError(f"{path}: not a readable CSV file ({error}).") from None
     if not rows:
@@ -193,13 +191,21 @@ def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.
         label = row[t].strip()
         labels.append(label if task == "classification" else _float(label, path, line, target))
     names = [n for i, n in enumerate(header) if i != t]
-    return np.asarray(features, dtype="float64").reshape(len(features), -1), np.asarray(labels), names
+    x = np.asarray(features, dtype="float64").reshape(len(features), -1)
+    return x, np.asarray(labels), names
 
 
-def _line_of(path: str, offset: int) -> int:
-    """The 1-based line number of byte ``offset`` of a file."""
+def _not_utf8(path: str) -> str:
+    """Where a file stops being UTF-8 (the decoder's own offsets are per chunk read)."""
     with open(path, "rb") as file:
-        return file.read(offset).count(b"\n") + 1
+        raw = file.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        return (f"{path}, line {line}: not UTF-8 text (byte {raw[error.start]:#04x} at offset "
+                f"{error.start}); expected a UTF-8 CSV file.")
+    return f"{path}: not UTF-8 text; expected a UTF-8 CSV file."
 
 
 def _is_number(text: str) -> bool:

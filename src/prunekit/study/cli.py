@@ -180,6 +180,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         print_error("study", error)
         return 2
     from rich.console import Console
+    from rich.markup import escape
 
     from prunekit.study.execute import run_study
     from prunekit.study.table import ARTICLE_NOTE, rich_table
@@ -193,11 +194,11 @@ def run_study_command(args: argparse.Namespace) -> int:
     outcome = run_study(config, out=args.out, verbose=not args.quiet, console=console)
     console.print(rich_table(outcome.results, config.dataset, width=console.width))
     if config.dataset == "friedman":
-        console.print(f"article MSE: {ARTICLE_NOTE}", soft_wrap=True, highlight=False)
+        console.print(f"article MSE: {ARTICLE_NOTE}", soft_wrap=True, highlight=False, markup=False)
     for note in outcome.meta.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
-    console.print(f"run folder:  {outcome.folder}", soft_wrap=True, highlight=False)
-    console.print(f"report:      {outcome.report}", soft_wrap=True, highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    console.print(f"run folder:  {outcome.folder}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"report:      {outcome.report}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"TensorBoard: tensorboard --logdir {outcome.meta['logdir']}", soft_wrap=True,
-                  highlight=False)
+                  highlight=False, markup=False)
     return 0

@@ -153,10 +153,11 @@ def _print_runs(runs: list[Any], console: Any) -> None:
     from prunekit.sweep.grid import describe
 
     for i, run in enumerate(runs, 1):
-        console.print(f"{i:4d}  {run.key()}  {describe(run)}", soft_wrap=True)
+        console.print(f"{i:4d}  {run.key()}  {describe(run)}", soft_wrap=True, markup=False)
 
 
 def _print_front(outcome: Any, console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from prunekit.export.sizes import GZIP_LABEL
@@ -170,7 +171,8 @@ def _print_front(outcome: Any, console: Any) -> None:
 
         rows = [r for r in json.load(file)["runs"] if r["pareto"]]
     for r in rows:
-        table.add_row(describe(r), f"{r['test_metric']:.4g}", f"{r['achieved_sparsity']:.3f}",
+        table.add_row(escape(describe(r)), f"{r['test_metric']:.4g}",
+                      f"{r['achieved_sparsity']:.3f}",
                       f"{r['gz_bytes']:,}", "" if r["int8_bytes"] is None
                       else f"{r['int8_bytes']:,}")
     console.print(table)
@@ -219,11 +221,11 @@ def sweep_command(args: argparse.Namespace) -> int:
     console.print(f"{outcome.ran} runs now, {outcome.skipped} already done, "
                   f"{len(outcome.failed)} failed, {outcome.pending} missing", soft_wrap=True)
     for path in outcome.files.values():
-        console.print(f"  {path}", soft_wrap=True, highlight=False)
+        console.print(f"  {path}", soft_wrap=True, highlight=False, markup=False)
     for params, error in outcome.failed:
         print(f"failed: {params.key()}: {one_line(error)}", file=sys.stderr)
     if outcome.pending:
         console.print(f"resume with `prunekit sweep --resume {outcome.folder}`", soft_wrap=True,
-                      highlight=False)
+                      highlight=False, markup=False)
     return 1 if outcome.failed else 0
 
