@@ -19,7 +19,7 @@ tensorflow: see :mod:`prunekit._select_backend`) before the command's function r
 
 Ctrl-C and SIGTERM end a command with one line (``prunekit <command>: interrupted``) and exit
 code 130 (143 for SIGTERM), without a traceback; a command that has work to keep (``sweep``)
-catches ``KeyboardInterrupt`` itself, ends its workers and says how to resume.
+ends its workers and says how to resume (:func:`set_interrupt_note`).
 """
 
 from __future__ import annotations
@@ -142,6 +142,33 @@ def _use_backend(args: argparse.Namespace) -> None:
 
 #: Seconds an interrupted command has to end on its own before the process is ended.
 GRACE_SECONDS = 10.0
+#: What the running command adds to its "interrupted" line (see :func:`set_interrupt_note`).
+_interrupt_note: list[str] = [""]
+
+
+def set_interrupt_note(note: str) -> None:
+    """Say what an interrupt of the running command keeps, e.g. how to resume.
+
+    The note ends the command's one line, ``prunekit <command>: interrupted; <note>``, however
+    the interrupt ends it (its own ``except KeyboardInterrupt``, or the process being ended).
+
+    Example:
+        >>> set_interrupt_note("finished runs are kept"); interrupted_line("sweep")
+        'prunekit sweep: interrupted; finished runs are kept'
+        >>> set_interrupt_note("")
+    """
+    _interrupt_note[0] = note
+
+
+def interrupted_line(command: str) -> str:
+    """The one line printed when ``command`` is interrupted.
+
+    Example:
+        >>> interrupted_line("study")
+        'prunekit study: interrupted'
+    """
+    note = _interrupt_note[0]
+    return f"prunekit {command}: interrupted" + (f"; {note}" if note else "")
 
 
 class _Interrupts:
@@ -202,7 +229,7 @@ class _Interrupts:
 
         for child in multiprocessing.active_children():
             child.terminate()
-        print(f"prunekit {self.command}: interrupted", file=sys.stderr, flush=True)
+        print(interrupted_line(self.command), file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(interrupt_code(KeyboardInterrupt(signum)))
 
@@ -252,8 +279,10 @@ def main(argv: list[str] | None = None, before_run: Callable[[], None] | None = 
                 before_run()
             return int(args.func(args) or 0)
         except KeyboardInterrupt as interrupt:
-            print(f"prunekit {args.command}: interrupted", file=sys.stderr, flush=True)
+            print(interrupted_line(args.command), file=sys.stderr, flush=True)
             return interrupt_code(interrupt)
+        finally:
+            set_interrupt_note("")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -189,7 +189,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     """
     from rich.console import Console
 
-    from prunekit.cli import interrupt_code, one_line, print_error
+    from prunekit.cli import one_line, print_error, set_interrupt_note
     from prunekit.sweep.execute import plan_sweep, run_sweep
     from prunekit.sweep.grid import SweepError
 
@@ -205,16 +205,14 @@ def sweep_command(args: argparse.Namespace) -> int:
             print(f"{len(runs)} runs")
             return 0
         out = out or os.path.join("sweeps", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+        set_interrupt_note(f"finished runs are kept; resume with `prunekit sweep --resume {out}`")
         outcome = run_sweep(spec, out, workers=args.workers, ray=args.ray,
                             max_runs=args.max_runs, pareto_size=args.pareto_size,
                             verbose=not args.quiet, console=console)
     except SweepError as error:
         print_error("sweep", error)
         return 2
-    except KeyboardInterrupt as interrupt:
-        print(f"prunekit sweep: interrupted; finished runs are kept; resume with "
-              f"`prunekit sweep --resume {out}`", file=sys.stderr, flush=True)
-        return interrupt_code(interrupt)
+
     if not args.quiet:
         _print_front(outcome, console)
     # Status lines are soft-wrapped: never split at the console's width (users copy paths).
