@@ -49,6 +49,7 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 
 run: $(VENV)/.run-installed run-deps
 	KERAS_BACKEND=jax $(VENV)/bin/prunekit study
+	@echo "prunekit is installed in $(VENV): 'source $(VENV)/bin/activate' puts the prunekit command on PATH"
 
 test: $(VENV)/.test-installed test-deps
 	@status=0; for b in $(BACKENDS); do \

@@ -3,11 +3,13 @@
 Usage: python benchmarks/run.py [--only overhead|compression|study|sweep|structured|oneshot]
 
 Results go to benchmarks/results/<timestamp>/ (a new folder each run; nothing is overwritten).
+Backends that are not installed are skipped, and named.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import subprocess
@@ -18,22 +20,41 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BACKENDS = ("jax", "tensorflow", "torch")
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["overhead", "compression", "study", "sweep", "structured", "oneshot"], default=None)
-    args = parser.parse_args(argv)
+    parser.add_argument("--only", default=None, choices=["overhead", "compression", "study",
+                                                         "sweep", "structured", "oneshot"])
+    return parser
+
+
+def installed(backends=BACKENDS):
+    """The backends whose package is installed (found without importing it)."""
+    return [name for name in backends if importlib.util.find_spec(name) is not None]
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    backends = installed()
+    missing = [name for name in BACKENDS if name not in backends]
+    if "jax" not in backends and args.only not in ("overhead", "structured"):
+        print("benchmarks/run.py: error: the compression, study, sweep and oneshot benchmarks run "
+              "on JAX, which is not installed: pip install 'prunekit[jax]'", file=sys.stderr)
+        return 2
     out = os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=False)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     print(f"results: {out}")
+    if missing:
+        print(f"skipped (not installed): {', '.join(missing)}; pip install "
+              + " ".join(f"'prunekit[{name}]'" for name in missing))
     status = 0
     if args.only in (None, "overhead"):
-        for backend in BACKENDS:
+        for backend in backends:
             status |= subprocess.call([sys.executable, os.path.join(HERE, "bench_overhead.py"),
                                        "--backend", backend,
                                        "--json", os.path.join(out, f"overhead-{backend}.json")])
     if args.only in (None, "structured"):
-        for backend in BACKENDS:
+        for backend in backends:
             status |= subprocess.call([sys.executable, os.path.join(HERE, "bench_structured.py"),
                                        "--backend", backend,
                                        "--json", os.path.join(out, f"structured-{backend}.json")])

@@ -113,7 +113,7 @@ def test_deploy_format_through_cli(keras_file, tmp_path, capsys):
 def test_through_top_level_main(keras_file, tmp_path, monkeypatch, capsys):
     import prunekit.cli as top
 
-    monkeypatch.setattr(top, "_COMMAND_MODULES", ("prunekit.export.cli",))
+    monkeypatch.setattr(top, "COMMAND_MODULES", ("prunekit.export.cli",))
     src, _ = keras_file
     out = tmp_path / "top.pkz"
     assert top.main(["export", str(src), "-o", str(out), "--weights", "float16"]) == 0

@@ -24,7 +24,7 @@ from prunekit.wrapper import MissingCallbackError, PruneLowMagnitude
 
 from prunekit import sparsity  # noqa: E402  (tfmot-style namespace: prunekit.sparsity.keras)
 
-__version__ = "0.1.0"
+from prunekit._version import __version__  # noqa: E402
 
 __all__ = [
     "BlockMagnitudeCriterion",

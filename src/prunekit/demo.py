@@ -22,6 +22,11 @@ def run_demo(epochs: int = 20, seed: int = 0, verbose: bool = True) -> dict:
     import prunekit
     from prunekit.export.sizes import GZIP_LABEL, gzipped_size
 
+    if verbose:
+        print(f"prunekit demo: a 10-64-1 regression MLP trained {epochs} epochs on Friedman #1 "
+              "data,\npruned from 0 to 80% during training (PolynomialDecay), then stripped."
+              "\nBelow: the fraction of zeros in each kernel, and the model's gzipped .h5 size"
+              "\nbefore and after stripping the pruning wrappers.\n")
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     x = rng.uniform(size=(4000, 10)).astype("float32")
@@ -42,7 +47,8 @@ def run_demo(epochs: int = 20, seed: int = 0, verbose: bool = True) -> dict:
     result = {"backend": keras.backend.backend(), "layers": layers, "sizes": sizes,
               "mse": float(np.mean((stripped.predict(x, verbose=0).ravel() - y) ** 2))}
     if verbose:
-        print(f"backend: {result['backend']}   training MSE after pruning: {result['mse']:.3f}")
+        print(f"backend: {result['backend']}   training MSE after pruning: {result['mse']:.3f}"
+              "  (the target's variance: about 23)")
         for name, sparsity in layers.items():
             print(f"  {name:<12} kernel sparsity {sparsity:6.1%}")
         for name, zipped in sizes.items():

@@ -53,23 +53,36 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument(
         "--no-keras-int8", action="store_true", help="skip measuring Keras's own int8 quantization"
     )
+    size.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     add_backend_argument(size)
     size.set_defaults(func=run_size)
 
 
+class ModelFileError(ValueError):
+    """A model file that does not exist or cannot be read as a model."""
+
+
 def _load(path: str):
-    """Load a ``.keras`` or ``.pkz`` model; pruning wrappers are stripped (with a note)."""
+    """Load a ``.keras``/``.h5`` or ``.pkz`` model; pruning wrappers are stripped (with a note).
+
+    Raises:
+        ModelFileError: The file is not a readable model (one line: the file and why).
+    """
     import keras
 
     import prunekit
     from prunekit.export import load_compressed
     from prunekit.export.format import pruning_wrappers
 
-    model = (
-        load_compressed(path)
-        if path.endswith(".pkz")
-        else keras.saving.load_model(path, compile=False)
-    )
+    try:
+        model = (load_compressed(path) if path.endswith(".pkz")
+                 else keras.saving.load_model(path, compile=False))
+    except Exception as error:  # noqa: BLE001 - Keras raises KeyError, TypeError, OSError...
+        raise ModelFileError(f"{path}: not a readable model file (corrupted, truncated or not "
+                             f"a saved model): {type(error).__name__}: {error}") from None
+    if not isinstance(model, keras.Model):
+        raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a model; expected a "
+                             "model saved with model.save() or prunekit.export.save_compressed")
     if pruning_wrappers(model):
         print("note: the model has pruning wrappers; exporting prunekit.strip_pruning(model)")
         return model, prunekit.strip_pruning(model)
@@ -90,16 +103,32 @@ def _check_export_args(args: argparse.Namespace) -> None:
     _check_model_file(args.model)
 
 
+_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pkz")
+
+
 def _check_model_file(path: str) -> None:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"No such model file: {path}")
+    """Refuse a model path that is missing, not a file, or of a kind that cannot be loaded."""
+    import zipfile
+
+    file = Path(path)
+    if not file.exists():
+        raise ModelFileError(f"No such model file: {path}")
+    if not file.is_file():
+        raise ModelFileError(f"{path} is a {'folder' if file.is_dir() else 'special file'}; "
+                             f"expected a model file ({', '.join(_MODEL_SUFFIXES)})")
+    if file.suffix.lower() not in _MODEL_SUFFIXES:
+        raise ModelFileError(f"{path}: unknown model file type; expected a "
+                             f"{', '.join(_MODEL_SUFFIXES)} file. Received: {file.suffix!r}")
+    if file.suffix.lower() == ".keras" and not zipfile.is_zipfile(file):
+        raise ModelFileError(f"{path}: not a .keras model: a .keras file is a zip archive and "
+                             "this one is not (corrupted or truncated?)")
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Run ``prunekit export``; returns the exit code.
 
-    0: written; 2: invalid arguments (nothing was read or written); 1: the export failed
-    (a package it needs is missing, the model could not be loaded or written).
+    0: written; 2: invalid arguments or an unreadable model (nothing was written); 1: the
+    export failed (a package it needs is missing, the model could not be converted or written).
 
     Example:
         >>> run_export(argparse.Namespace(model="m.keras", output="o.pkz", weights="int8",
@@ -110,6 +139,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     try:
         _check_export_args(args)
+        _, plain = _load(args.model)
     except ImportError as err:
         print_error("export", err)
         return 1
@@ -117,7 +147,6 @@ def run_export(args: argparse.Namespace) -> int:
         print_error("export", err)
         return 2
     try:
-        _, plain = _load(args.model)
         if args.format == "pkz":
             written = save_compressed(
                 plain, args.output, weights=args.weights, overwrite=args.force
@@ -172,27 +201,33 @@ def format_sizes(sizes) -> str:
 def run_size(args: argparse.Namespace) -> int:
     """Run ``prunekit size``; returns the exit code.
 
-    0: printed; 2: no such model file; 1: the model could not be loaded or measured.
+    0: printed; 2: no such or unreadable model file, or a --json path that cannot be written
+    (checked before any work); 1: the model could not be measured.
 
     Example:
-        >>> run_size(argparse.Namespace(model="m.keras", json_path=None,
+        >>> run_size(argparse.Namespace(model="m.keras", json_path=None, force=False,
         ...          no_keras_int8=True))  # doctest: +SKIP
         0
     """
     from prunekit.export import model_sizes
+    from prunekit.export.io import check_output_path, write_atomic
 
+    force = getattr(args, "force", False)
     try:
         _check_model_file(args.model)
-    except OSError as err:
+        if args.json_path:
+            check_output_path(args.json_path, force)
+        model, plain = _load(args.model)
+    except (ValueError, OSError) as err:
         print_error("size", err)
         return 2
     try:
-        model, plain = _load(args.model)
         sizes = model_sizes(model, stripped=plain, keras_int8=not args.no_keras_int8)
     except (ValueError, ImportError, OSError) as err:
         print_error("size", err)
         return 1
     print(format_sizes(sizes))
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(sizes.as_dict(), indent=2) + "\n")
+        write_atomic(args.json_path, json.dumps(sizes.as_dict(), indent=2) + "\n",
+                     overwrite=force)
     return 0

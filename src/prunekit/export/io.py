@@ -44,6 +44,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, overwrite: bool = T
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; give it the mode open() would: 0666 less the umask.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
@@ -91,6 +93,7 @@ def save_atomic(path: str | os.PathLike, save: Callable[[Path], None]) -> None:
         tmp = folder / path.name
         save(tmp)
         if tmp.is_dir():
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it 0700
             if path.exists():  # rename() would replace an empty folder: check again
                 raise _new_path_error(path)
             os.rename(tmp, path)
@@ -104,6 +107,13 @@ def save_atomic(path: str | os.PathLike, save: Callable[[Path], None]) -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     _fsync_folder(path.parent)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_folder(folder: Path) -> None:

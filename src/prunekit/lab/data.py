@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import math
 import os
+import zipfile
 
 import numpy as np
 
@@ -157,8 +158,13 @@ def _float(text: str, path: str, line: int, column: str) -> float:
 
 
 def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8(path)) from None
+    except csv.Error as error:
+        raise DataError(f"{path}: not a readable CSV file ({error}).") from None
     if not rows:
         raise DataError(f"{path} is empty: expected a header row of column names, then data.")
     header = [name.strip() for name in rows[0]]
@@ -173,6 +179,9 @@ def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.
         raise DataError(f"{path} has no column {target!r} (--target). Columns: "
                         f"{', '.join(header)}.")
     t = header.index(target)
+    if len(rows) < 2:
+        raise DataError(f"{path} has a header row and no data; expected one row per sample "
+                        "after the header.")
     features, labels = [], []
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
@@ -182,7 +191,21 @@ def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.
         label = row[t].strip()
         labels.append(label if task == "classification" else _float(label, path, line, target))
     names = [n for i, n in enumerate(header) if i != t]
-    return np.asarray(features, dtype="float64").reshape(len(features), -1), np.asarray(labels), names
+    x = np.asarray(features, dtype="float64").reshape(len(features), -1)
+    return x, np.asarray(labels), names
+
+
+def _not_utf8(path: str) -> str:
+    """Where a file stops being UTF-8 (the decoder's own offsets are per chunk read)."""
+    with open(path, "rb") as file:
+        raw = file.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        return (f"{path}, line {line}: not UTF-8 text (byte {raw[error.start]:#04x} at offset "
+                f"{error.start}); expected a UTF-8 CSV file.")
+    return f"{path}: not UTF-8 text; expected a UTF-8 CSV file."
 
 
 def _is_number(text: str) -> bool:
@@ -197,8 +220,11 @@ def _read_npz(path: str, target: str | None) -> tuple[np.ndarray, np.ndarray, li
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError) as error:
-        raise DataError(f"{path}: not a readable .npz archive ({error}).") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        reason = ("not a zip archive: corrupted or truncated?" if not zipfile.is_zipfile(path)
+                  else f"{type(error).__name__}: {error}")
+        raise DataError(f"{path}: not a readable .npz archive ({reason}); expected a file "
+                        "written by numpy.savez (numeric arrays, no pickled objects).") from None
     target = target or "y"
     if target not in arrays:
         raise DataError(f"{path} has no array {target!r} (--target). Arrays: "

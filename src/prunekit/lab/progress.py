@@ -101,11 +101,38 @@ class PruningRecorder(keras.callbacks.Callback):
         self.trace.append({"epoch": epoch + 1, "step": step, "sparsity": sparsity})
 
 
+#: Console widths from which a progress line also shows a bar, and the elapsed time.
+WIDE, MEDIUM = 110, 100
+
+
 def _progress(console: Any, *columns: Any) -> Any:
-    """The one ``rich.progress.Progress`` setup of both displays."""
+    """The one ``rich.progress.Progress`` setup of both displays.
+
+    ``columns`` are rich progress columns, or ``None`` for one left out at this width. Every
+    column keeps its width on one line except the last text column, the run's outcome, which
+    takes what is left and is cut with an ellipsis: a line always fits the console (80 columns
+    and up) and never wraps.
+    """
     from rich.progress import Progress
 
-    return Progress(*columns, console=console, transient=False, refresh_per_second=4)
+    return Progress(*[c for c in columns if c is not None], console=console, transient=False,
+                    refresh_per_second=4, expand=True)
+
+
+def _fixed() -> Any:
+    """A progress column kept whole, on one line."""
+    from rich.table import Column
+
+    return Column(no_wrap=True)
+
+
+def _outcome() -> Any:
+    """The last progress column: the rest of the line, cut with an ellipsis."""
+    from rich.progress import TextColumn
+    from rich.table import Column
+
+    return TextColumn("{task.fields[info]}",
+                      table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"))
 
 
 class LiveProgress:
@@ -123,11 +150,19 @@ class LiveProgress:
     def __init__(self, console: Any) -> None:
         from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
+        from rich.table import Column
 
+        width = console.width
+        self.compact = width < WIDE
+        self.title_width = 22 if self.compact else 30
         self.progress = _progress(
-            console, TextColumn("{task.description:<30}"), BarColumn(bar_width=12),
-            TextColumn("ep"), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(compact=True))
+            console, TextColumn("{task.description}", table_column=Column(
+                width=self.title_width, no_wrap=True, overflow="ellipsis")),
+            BarColumn(bar_width=12, table_column=_fixed()) if width >= WIDE else None,
+            TextColumn("ep", table_column=_fixed()), MofNCompleteColumn(table_column=_fixed()),
+            TimeElapsedColumn(table_column=_fixed()) if width >= MEDIUM else None,
+            TextColumn("ETA", table_column=_fixed()),
+            TimeRemainingColumn(compact=True, table_column=_fixed()), _outcome())
 
     def __enter__(self) -> LiveProgress:
         self.progress.start()
@@ -148,17 +183,19 @@ class LiveProgress:
         Returns:
             The callback; put it after ``recorder`` in the callback list.
         """
-        task = self.progress.add_task(title[:30], total=max_epochs, info="starting")
-        return _LiveLine(self.progress, task, recorder)
+        task = self.progress.add_task(title, total=max_epochs, info="starting")
+        return _LiveLine(self.progress, task, recorder, self.compact)
 
 
 class _LiveLine(keras.callbacks.Callback):
     """Updates one rich task at each epoch end; completes it when training stops."""
 
-    def __init__(self, progress: Any, task: Any, recorder: PruningRecorder | None) -> None:
+    def __init__(self, progress: Any, task: Any, recorder: PruningRecorder | None,
+                 compact: bool = False) -> None:
         super().__init__()
         self.progress, self.task, self.recorder = progress, task, recorder
         self.start = time.perf_counter()
+        self.sparsity_label = "sp" if compact else "sparsity"
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
@@ -167,7 +204,7 @@ class _LiveLine(keras.callbacks.Callback):
             info += f" val {logs['val_loss']:.4g}"
         if self.recorder is not None and self.recorder.trace:
             values = self.recorder.trace[-1]["sparsity"].values()
-            info += " sparsity " + "/".join(f"{v:.2f}" for v in values)
+            info += f" {self.sparsity_label} " + "/".join(f"{v:.2f}" for v in values)
         self.progress.update(self.task, completed=epoch + 1, info=info)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
@@ -203,10 +240,16 @@ class RunsProgress:
             from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
 
+            console = console or Console()
+            width = console.width
+            bar = 30 if width >= WIDE else 10
             self.progress = _progress(
-                console or Console(), TextColumn(title), BarColumn(bar_width=30),
-                MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+                console, TextColumn(title, table_column=_fixed()),
+                BarColumn(bar_width=bar, table_column=_fixed()) if width >= 90 else None,
+                MofNCompleteColumn(table_column=_fixed()),
+                TimeElapsedColumn(table_column=_fixed()) if width >= MEDIUM else None,
+                TextColumn("ETA", table_column=_fixed()),
+                TimeRemainingColumn(table_column=_fixed()), _outcome())
             self.task = self.progress.add_task("runs", total=total, completed=done,
                                                info="starting workers")
 

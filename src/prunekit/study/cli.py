@@ -6,6 +6,7 @@ Keras is imported lazily (inside functions) so that ``--backend`` takes effect.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -173,7 +174,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     from prunekit.study.config import StudyConfigError
 
     try:
-        _check_backend(args.backend)
+        _check_backend(getattr(args, "backend", None))
         config = config_from_args(args)
         if args.out is not None:
             check_folder_path(args.out)
@@ -181,21 +182,25 @@ def run_study_command(args: argparse.Namespace) -> int:
         print_error("study", error)
         return 2
     from rich.console import Console
+    from rich.markup import escape
 
     from prunekit.study.execute import run_study
-    from prunekit.study.table import rich_table
+    from prunekit.study.table import ARTICLE_NOTE, rich_table
 
-    # A pipe or file gets a wide console: the table has ten columns.
-    console = Console(quiet=args.quiet, width=None if sys.stdout.isatty() else 160)
+    # A pipe or file gets a wide console (the table has ten columns) unless COLUMNS says.
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    console = Console(quiet=args.quiet, width=160 if wide else None)
     # Status lines are soft-wrapped: never split at the console's width (users copy paths).
     console.print(f"[bold]prunekit study[/]: {', '.join(config.runs)} on {config.dataset}, "
                   f"up to {config.epochs} epochs per run, seed {config.seed}", soft_wrap=True)
     outcome = run_study(config, out=args.out, verbose=not args.quiet, console=console)
-    console.print(rich_table(outcome.results, config.dataset))
+    console.print(rich_table(outcome.results, config.dataset, width=console.width))
+    if config.dataset == "friedman":
+        console.print(f"article MSE: {ARTICLE_NOTE}", soft_wrap=True, highlight=False, markup=False)
     for note in outcome.meta.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
-    console.print(f"run folder:  {outcome.folder}", soft_wrap=True, highlight=False)
-    console.print(f"report:      {outcome.report}", soft_wrap=True, highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    console.print(f"run folder:  {outcome.folder}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"report:      {outcome.report}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"TensorBoard: tensorboard --logdir {outcome.meta['logdir']}", soft_wrap=True,
-                  highlight=False)
+                  highlight=False, markup=False)
     return 0

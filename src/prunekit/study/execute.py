@@ -291,6 +291,7 @@ def run_study(config: StudyConfig, out: str | None = None, verbose: bool = False
         2
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from prunekit.lab.progress import LiveProgress
     from prunekit.study.report import write_report
@@ -316,7 +317,7 @@ def run_study(config: StudyConfig, out: str | None = None, verbose: bool = False
             if problem and problem not in meta["notes"]:
                 meta["notes"].append(problem)
                 if verbose:
-                    console.print(f"[yellow]note:[/] {problem}", soft_wrap=True)
+                    console.print(f"[yellow]note:[/] {escape(problem)}", soft_wrap=True)
             results.append(result)
             write_results(folder, results, meta)  # after every run: a crash keeps what ran
     meta["total_time_s"] = round(time.perf_counter() - start, 2)

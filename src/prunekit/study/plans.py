@@ -103,14 +103,22 @@ def _from_weights(data: Dataset, weights_path: str) -> Any:
 
 
 def _prune_hidden_only(model: Any, **params: Any) -> Any:
-    """Wrap the hidden Dense of a study model; the output layer stays dense (weights shared)."""
+    """Wrap the hidden Dense of a study model; the output layer stays dense.
+
+    The output layer is a copy with the same weights, not the layer itself: a layer already
+    called in ``model`` would bring that call into the new model's graph, and
+    ``keras.utils.plot_model`` would draw it as a stray box named by a Python object id.
+    """
     import keras
 
     import prunekit
 
     hidden, output = model.layers
-    return keras.Sequential([keras.Input(shape=model.input_shape[1:]),
-                             prunekit.prune_low_magnitude(hidden, **params), output])
+    dense_output = output.__class__.from_config(output.get_config())
+    pruned = keras.Sequential([keras.Input(shape=model.input_shape[1:]),
+                               prunekit.prune_low_magnitude(hidden, **params), dense_output])
+    dense_output.set_weights(output.get_weights())
+    return pruned
 
 
 def plan_run(run_id: str, config: StudyConfig, data: Dataset, weights_path: str) -> RunPlan:

@@ -20,10 +20,11 @@ end-step -1: constant -> never stop; polynomial -> the last training step
 
 examples:
   prunekit sweep --quick --sparsity 0.5,0.8,0.95 --schedule constant,polynomial
-  prunekit sweep --config sweep.toml --workers 2 --out sweeps/first
-  prunekit sweep --data houses.csv --target price --sparsity 0.5,0.9 --block-size 1x1,2x2
+  prunekit sweep --config examples/sweep.toml --workers 2 --out sweeps/first
+  prunekit sweep --data examples/houses.csv --target price --sparsity 0.5,0.9 \
+                 --block-size 1x1,2x2 --layers first
   prunekit sweep --resume sweeps/first          # finish an interrupted sweep
-  prunekit sweep --config sweep.toml --ray auto  # run the runs as tasks on a Ray cluster
+  prunekit sweep --config examples/sweep.toml --ray auto  # runs as tasks on a Ray cluster
 """
 
 #: Flags that define the sweep (not allowed with --resume, which reads them from the folder).
@@ -123,19 +124,40 @@ def _spec(args: argparse.Namespace) -> tuple[Any, str | None]:
                              f"drop {extra} (or start a new sweep with --out).")
         return load_spec(args.resume), args.resume
     if args.config:
-        out = args.out or run_options_from_toml(args.config).get("out")
-        return spec_from_toml(args.config, given), out
+        options = run_options_from_toml(args.config)
+        for key in ("workers", "ray"):  # the file's run options, unless a flag gives one
+            if getattr(args, key) is None and key in options:
+                setattr(args, key, options[key])
+        return spec_from_toml(args.config, given), args.out or options.get("out")
     return make_spec(**given), args.out
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Refuse invalid --workers, --ray and --max-runs (flags or the TOML file's run options)."""
+    from prunekit.sweep.grid import SweepError
+
+    workers = args.workers
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
+                                or workers < 0):
+        raise SweepError(f"--workers must be >= 0 (an integer; 0: no worker processes). "
+                         f"Received: --workers={workers!r}")
+    if args.ray is not None and not isinstance(args.ray, str):
+        raise SweepError(f"--ray must be 'local', 'auto' or a cluster address. "
+                         f"Received: --ray={args.ray!r}")
+    if args.max_runs is not None and args.max_runs < 1:
+        raise SweepError(f"--max-runs must be >= 1 (leave it out to run every missing run). "
+                         f"Received: --max-runs={args.max_runs}")
 
 
 def _print_runs(runs: list[Any], console: Any) -> None:
     from prunekit.sweep.grid import describe
 
     for i, run in enumerate(runs, 1):
-        console.print(f"{i:4d}  {run.key()}  {describe(run)}", soft_wrap=True)
+        console.print(f"{i:4d}  {run.key()}  {describe(run)}", soft_wrap=True, markup=False)
 
 
 def _print_front(outcome: Any, console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from prunekit.export.sizes import GZIP_LABEL
@@ -149,7 +171,8 @@ def _print_front(outcome: Any, console: Any) -> None:
 
         rows = [r for r in json.load(file)["runs"] if r["pareto"]]
     for r in rows:
-        table.add_row(describe(r), f"{r['test_metric']:.4g}", f"{r['achieved_sparsity']:.3f}",
+        table.add_row(escape(describe(r)), f"{r['test_metric']:.4g}",
+                      f"{r['achieved_sparsity']:.3f}",
                       f"{r['gz_bytes']:,}", "" if r["int8_bytes"] is None
                       else f"{r['int8_bytes']:,}")
     console.print(table)
@@ -166,44 +189,41 @@ def sweep_command(args: argparse.Namespace) -> int:
     """
     from rich.console import Console
 
-    from prunekit.cli import one_line, print_error
+    from prunekit.cli import one_line, print_error, set_interrupt_note
     from prunekit.sweep.execute import plan_sweep, run_sweep
     from prunekit.sweep.grid import SweepError
 
     console = Console(quiet=args.quiet)
     out = args.resume or args.out
     try:
-        if args.workers is not None and args.workers < 0:
-            raise SweepError(f"--workers must be >= 0 (0: no worker processes). "
-                             f"Received: --workers={args.workers}")
+        _check_run_options(args)
         spec, out = _spec(args)
+        _check_run_options(args)  # again: the TOML file may have given --workers or --ray
         if args.dry_run:
             _, runs = plan_sweep(spec)
             _print_runs(runs, Console())
             print(f"{len(runs)} runs")
             return 0
         out = out or os.path.join("sweeps", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+        set_interrupt_note(f"finished runs are kept; resume with `prunekit sweep --resume {out}`")
         outcome = run_sweep(spec, out, workers=args.workers, ray=args.ray,
                             max_runs=args.max_runs, pareto_size=args.pareto_size,
                             verbose=not args.quiet, console=console)
     except SweepError as error:
         print_error("sweep", error)
         return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: finished runs are kept; resume with "
-              f"`prunekit sweep --resume {out}`", file=sys.stderr)
-        return 130
+
     if not args.quiet:
         _print_front(outcome, console)
     # Status lines are soft-wrapped: never split at the console's width (users copy paths).
     console.print(f"{outcome.ran} runs now, {outcome.skipped} already done, "
                   f"{len(outcome.failed)} failed, {outcome.pending} missing", soft_wrap=True)
     for path in outcome.files.values():
-        console.print(f"  {path}", soft_wrap=True, highlight=False)
+        console.print(f"  {path}", soft_wrap=True, highlight=False, markup=False)
     for params, error in outcome.failed:
         print(f"failed: {params.key()}: {one_line(error)}", file=sys.stderr)
     if outcome.pending:
         console.print(f"resume with `prunekit sweep --resume {outcome.folder}`", soft_wrap=True,
-                      highlight=False)
+                      highlight=False, markup=False)
     return 1 if outcome.failed else 0
 

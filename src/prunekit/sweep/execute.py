@@ -20,6 +20,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import signal
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -145,7 +146,8 @@ def _local_runs(pending: list[RunParams], spec: SweepSpec, workers: int,
                 env: dict[str, str]) -> Iterator[Result]:
     context = multiprocessing.get_context("spawn")
     with _environment(env):
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                      initializer=_ignore_ctrl_c)
         try:
             futures = {pool.submit(execute_run, p.as_dict(), spec.to_dict()): p for p in pending}
             for future in concurrent.futures.as_completed(futures):
@@ -153,8 +155,30 @@ def _local_runs(pending: list[RunParams], spec: SweepSpec, workers: int,
                     yield futures[future], future.result(), None
                 except Exception as error:  # noqa: BLE001 - recorded as a failed run
                     yield futures[future], None, _describe(error)
+        except BaseException:  # Ctrl-C, SIGTERM, or the caller stopped early: end the runs
+            _end_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_ctrl_c() -> None:
+    """Worker initializer: Ctrl-C reaches the whole process group, but only the parent acts
+    on it (it records what finished and ends the workers), so workers print no tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _end_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Terminate a pool's worker processes now (runs in flight are lost, as documented)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    # Why: before 3.14 the executor has no public way to end busy workers; `_processes` is
+    # its {pid: Process} table (CPython 3.10-3.13).
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
 
 
 def _inline_runs(pending: list[RunParams], spec: SweepSpec) -> Iterator[Result]:
@@ -170,13 +194,24 @@ def _describe(error: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(error), error)).strip()
 
 
+def check_ray_installed() -> None:
+    """Raise :class:`SweepError` naming the extra to install if Ray cannot be imported.
+
+    Example:
+        >>> import importlib.util
+        >>> if importlib.util.find_spec("ray"): check_ray_installed()
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise SweepError("--ray needs Ray, which is not installed: pip install 'prunekit[ray]' "
+                         "(or pip install ray).")
+
+
 def _ray_runs(pending: list[RunParams], spec: SweepSpec, address: str,
               env: dict[str, str], workers: int) -> Iterator[Result]:
-    try:
-        import ray
-    except ImportError:
-        raise SweepError("--ray needs Ray: pip install 'prunekit[ray]' (or pip install ray).") \
-            from None
+    import ray
+
     started = not ray.is_initialized()
     if started:
         try:
@@ -267,6 +302,8 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
     if pareto_size not in SIZE_COLUMNS:
         raise SweepError(f"--pareto-size must be one of {', '.join(SIZE_COLUMNS)}. "
                          f"Received: {pareto_size!r}")
+    if ray:
+        check_ray_installed()
     backend = keras.backend.backend()
     data, runs = plan_sweep(spec)
     check_folder(out, fingerprint(spec, backend))
@@ -289,17 +326,18 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
                 results = _inline_runs(pending, spec)
             else:
                 results = _local_runs(pending, spec, workers, env)
-            for params, record, error in results:
-                if record is not None:
-                    append_record(jsonl, record)
-                    done[record["key"]] = record
-                else:
-                    failed.append((params, error or "unknown error"))
-                    append_record(os.path.join(out, "failures.jsonl"),
-                                  {"key": params.key(), **params.as_dict(), "error": error})
-                outcome = (f"{record['metric']} {record['test_metric']:.4g}" if record is not None
-                           else (error or "")[:60])
-                progress.advance(f"{describe(params)}: {outcome}", failed=record is None)
+            with contextlib.closing(results):  # an interrupt ends the workers at once
+                for params, record, error in results:
+                    if record is not None:
+                        append_record(jsonl, record)
+                        done[record["key"]] = record
+                    else:
+                        failed.append((params, error or "unknown error"))
+                        append_record(os.path.join(out, "failures.jsonl"),
+                                      {"key": params.key(), **params.as_dict(), "error": error})
+                    outcome = (f"{record['metric']} {record['test_metric']:.4g}"
+                               if record is not None else (error or "")[:60])
+                    progress.advance(f"{describe(params)}: {outcome}", failed=record is None)
     keys = [p.key() for p in runs]
     records = [done[k] for k in keys if k in done] + [r for k, r in done.items() if k not in keys]
     files = write_outputs(out, records, meta, pareto_size)

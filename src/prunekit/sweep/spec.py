@@ -155,10 +155,15 @@ def _validate_settings(spec: SweepSpec, where: dict[str, str]) -> None:
                f"{name(key)} must be a positive integer. Received: {value!r}")
     _check(isinstance(spec.seed, int) and spec.seed >= 0,
            f"{name('seed')} must be an integer >= 0. Received: {spec.seed!r}")
-    _check(0 < spec.validation_split < 1, f"{name('validation_split')} must be > 0 and < 1. "
+    _check(_is_real(spec.validation_split) and 0 < spec.validation_split < 1,
+           f"{name('validation_split')} must be a number > 0 and < 1. "
            f"Received: {spec.validation_split!r}")
-    _check(spec.learning_rate > 0, f"{name('learning_rate')} must be > 0. "
-           f"Received: {spec.learning_rate!r}")
+    _check(_is_real(spec.learning_rate) and spec.learning_rate > 0,
+           f"{name('learning_rate')} must be a number > 0. Received: {spec.learning_rate!r}")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def load_toml(path: str) -> dict[str, Any]:
@@ -186,6 +191,10 @@ def load_toml(path: str) -> dict[str, Any]:
             return tomllib.load(file)
         except tomllib.TOMLDecodeError as error:
             raise SweepError(f"--config {path}: not valid TOML: {error}") from None
+        except UnicodeDecodeError as error:
+            raise SweepError(f"--config {path}: not UTF-8 text (byte "
+                             f"{error.object[error.start]:#04x} at offset {error.start}); TOML "
+                             "files are UTF-8.") from None
 
 
 def spec_from_toml(path: str, overrides: dict[str, Any] | None = None) -> SweepSpec:
@@ -210,6 +219,10 @@ def spec_from_toml(path: str, overrides: dict[str, Any] | None = None) -> SweepS
     _check(isinstance(grid, dict), f"{base}: 'grid' must be a table ([grid]).")
     where = {k: f"{base}: grid.{k}" for k in grid}
     where.update({k: f"{base}: {k}" for k in document})
+    for key in ("data", "target", "dataset", "task", "out"):
+        _check(not isinstance(document.get(key), (int, float, bool, list, dict)),
+               f"{where[key] if key in where else key} must be a string. "
+               f"Received: {document.get(key)!r}")
     settings: dict[str, Any] = {**document, "axes": dict(grid)}
     if document.get("data") and not os.path.isabs(document["data"]):  # relative to the file
         settings["data"] = os.path.join(os.path.dirname(os.path.abspath(path)), document["data"])
