@@ -14,7 +14,11 @@ the file an earlier block wrote (``pruned.keras``). How each shell command is ch
   ``benchmarks/run.py`` arguments are parsed by its parser (the benchmarks take minutes).
 * A TOML block must be the example file it names (``examples/sweep.toml``), and valid.
 * Python blocks run in full, except one that starts a Ray cluster: it is compiled and its
-  imports run.
+  imports run; a block importing ``keras_hub`` is reported as not run where keras-hub (the
+  optional ``hub`` extra) is not installed.
+* The files a reader brings along (their model ``model.keras``, calibration data ``cal.npz``,
+  a text file ``notes.txt`` and a KerasHub preset folder ``./my_gpt2_preset``) are made in the
+  folder first, as tiny stand-ins (:func:`user_files`).
 
 A command of any other kind fails the test, so that a new one gets checked too. The examples in
 ``prunekit study --help`` and ``prunekit sweep --help`` are checked the same way.
@@ -120,6 +124,8 @@ def check_shell(words: list[str]) -> str:
 
 
 def check_python(text: str, namespace: dict) -> str:
+    if "import keras_hub" in text and importlib.util.find_spec("keras_hub") is None:
+        return "not run: keras-hub is not installed"
     if "ray.init(" in text:
         code = compile(text, "<docs block>", "exec")
         exec("\n".join(line for line in text.splitlines()  # noqa: S102 - the docs' own code
@@ -139,10 +145,34 @@ def check_toml(text: str) -> str:
     return "is examples/" + name
 
 
+def user_files(folder: Path) -> None:
+    """Tiny stand-ins for the files the docs assume a reader has."""
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(4)])
+    model.save(folder / "model.keras")
+    np.savez(folder / "cal.npz", x=np.random.default_rng(0).normal(size=(64, 8)).astype("f4"))
+    (folder / "notes.txt").write_text("ab a ab c ab ba cab " * 4000, encoding="utf-8")
+    if importlib.util.find_spec("keras_hub") is None:
+        return
+    import keras_hub
+
+    vocab = {"<|endoftext|>": 0, "a": 1, "b": 2, "c": 3, "\u0120": 4, "\u0120a": 5, "ab": 6}
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=len(vocab), num_layers=2, num_heads=2, hidden_dim=8,
+        intermediate_dim=16, max_sequence_length=128)
+    backbone.save_to_preset(str(folder / "my_gpt2_preset"))
+    keras_hub.models.GPT2Tokenizer(vocabulary=vocab, merges=["\u0120 a", "a b"]).save_to_preset(
+        str(folder / "my_gpt2_preset"))
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     for name in ("examples", "benchmarks"):
         (tmp_path / name).symlink_to(ROOT / name)
+    user_files(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
     return tmp_path
