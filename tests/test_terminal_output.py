@@ -82,7 +82,8 @@ def test_progress_lines_fit_on_one_line(width):
 def test_error_panel_is_linear_and_accuracy_is_zoomed():
     results = _results("mse")  # test MSE from 0.02 to 4.3: 200x
     figure = bars_figure(results, {"baseline": 0.0201, "whole": 0.1830})
-    error, sizes = figure.axes
+    error, sizes, latency = figure.axes
+    assert "latency" in latency.get_title()
     assert error.get_yscale() == "linear" and error.get_ylim()[0] == 0
     accuracy = bars_figure(_results("accuracy"), None).axes[0]
     low, high = accuracy.get_ylim()
