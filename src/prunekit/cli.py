@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "prunekit.study.cli",
     "prunekit.sweep.cli",
     "prunekit.export.cli",
+    "prunekit.auto.cli",
     "prunekit.demo",
 )
 
