@@ -8,6 +8,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from conftest import to_numpy
 
 from prunekit import cli
 from prunekit.export import load_compressed
@@ -181,7 +182,7 @@ def test_end_to_end_run_on_a_saved_model(capsys, tmp_path):
     assert sum(np.sum(k == 0) for k in kernels.values()) > 0  # something was pruned
     restored = load_compressed(str(out / "pruned.pkz"))
     x = _rows(20, seed=5)[0]
-    np.testing.assert_allclose(np.asarray(restored(x)), np.asarray(pruned(x)), rtol=1e-5,
+    np.testing.assert_allclose(to_numpy(restored(x)), to_numpy(pruned(x)), rtol=1e-5,
                                atol=1e-5)
     page = (out / "report.html").read_text()
     assert 'id="plot-scan"' in page and "the budget holds" in page

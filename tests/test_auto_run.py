@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import to_numpy
 
 import prunekit
 from prunekit.auto import allocate
@@ -75,7 +76,7 @@ def test_large_scale_targets_and_too_few_steps():
     pruned, report = prunekit.auto_prune(model, (x, y), sparsity=0.5, epochs=2, batch_size=32,
                                          ladder=(0.5,))
     data = prunekit.auto.data.split_data(x, y)  # the same seeded split
-    predictions = np.asarray(pruned(data.x_val))[:, 0].astype("float64")
+    predictions = to_numpy(pruned(data.x_val))[:, 0].astype("float64")
     expected = np.mean((predictions - data.y_val) ** 2)
     assert report.value == pytest.approx(expected, rel=1e-5)  # original units
     assert 1e5 < report.baseline < 1e7  # noise std 1e3: MSE about 1e6
@@ -86,7 +87,7 @@ def test_large_scale_targets_and_too_few_steps():
 
 
 @keras.saving.register_keras_serializable(package="test_auto_run")
-class _Net(keras.Model):
+class SmallNet(keras.Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.hidden = keras.layers.Dense(8, activation="relu")
@@ -98,7 +99,7 @@ class _Net(keras.Model):
 
 def test_subclassed_model():
     x = np.random.default_rng(2).normal(size=(120, 4)).astype("float32")
-    model = _Net()
+    model = SmallNet()
     model(x[:1])
     before = [w.copy() for w in model.get_weights()]
     pruned, report = prunekit.auto_prune(model, (x, x.sum(axis=1)), sparsity=0.5, epochs=1,

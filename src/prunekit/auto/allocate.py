@@ -3,7 +3,7 @@
 The scan gives, for every unit ``i`` and ladder sparsity ``s``, the drop ``d_i(s)`` with only
 that unit pruned (made non-decreasing in ``s``: ``d_i(s) = max over s' <= s``, clipped at 0).
 Drops are assumed to add up across units, the working assumption of sensitivity-based
-allocation (Han et al. 2015, section 4; the sum is checked later by fine-tuning and measuring).
+allocation (the sum is only a prediction: every allocation tried is fine-tuned and measured).
 
 The greedy **path** starts with every unit dense; each step moves one unit up to a higher
 sparsity of the ladder, choosing the move with the fewest predicted drop per weight removed,
@@ -63,8 +63,13 @@ def greedy_path(scan: ScanResult) -> list[PathPoint]:
         >>> scan = ScanResult("mse", 1.0, [0.5, 0.9], [
         ...     LayerCurve("fragile", 100, [0.5, 0.9], [0, 0], [0.2, 0.9]),
         ...     LayerCurve("robust", 100, [0.5, 0.9], [0, 0], [0.0, 0.01])])
-        >>> [(p.moved, p.sparsities["robust"], p.sparsities["fragile"]) for p in greedy_path(scan)]
-        [(None, 0.0, 0.0), ('robust', 0.5, 0.0), ('robust', 0.9, 0.0), ('fragile', 0.9, 0.5), ('fragile', 0.9, 0.9)]
+        >>> for p in greedy_path(scan):
+        ...     print(p.moved, p.sparsities["robust"], p.sparsities["fragile"])
+        None 0.0 0.0
+        robust 0.5 0.0
+        robust 0.9 0.0
+        fragile 0.9 0.5
+        fragile 0.9 0.9
     """
     ladder = [0.0, *scan.ladder]
     curves = {c.name: (c.params, np.concatenate([[0.0], monotone_drops(c.drops)]))

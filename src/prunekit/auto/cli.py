@@ -22,7 +22,7 @@ from typing import Any
 _EPILOG = """\
 examples:
   prunekit prune model.keras --data houses.csv --target price --max-drop 1% -o pruned/
-  prunekit prune model.keras --data train.npz --val val.npz --max-drop 0.005 --metric accuracy -o out
+  prunekit prune model.keras --data train.npz --val val.npz --max-drop 0.005 -o out
   prunekit prune model.keras --data train.npz --sparsity 0.8 -o out
 """
 
@@ -67,7 +67,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     tune.add_argument("--epochs", type=int, default=10, help="epochs per trial (10)")
     tune.add_argument("--batch-size", type=int, default=32, help="batch size (32)")
     tune.add_argument("--learning-rate", type=float, help="Adam's learning rate (default: the "
-                      "model's compiled optimizer settings)")
+                      "model's compiled optimizer at a tenth of its rate, else Adam 1e-4)")
     tune.add_argument("--frequency", type=int, default=100, help="steps between mask updates "
                       "(100; lowered for small data)")
     tune.add_argument("--max-trials", type=int, default=6, help="most fine-tuning trials (6)")

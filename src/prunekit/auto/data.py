@@ -192,7 +192,7 @@ def read_data(path: str, target: str | None = None, x_key: str | None = None,
         >>> read_data("nothing.csv")
         Traceback (most recent call last):
         ...
-        prunekit.auto.data.AutoPruneError: no such data file; expected a .csv or .npz file. Received: 'nothing.csv'
+        prunekit.auto.data.AutoPruneError: no such data file; expected a .csv or .npz file. ...
     """
     if not os.path.isfile(path):
         raise AutoPruneError(f"no such data file; expected a .csv or .npz file. Received: {path!r}")
@@ -242,7 +242,8 @@ def split_data(x: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] 
         val = (x[order[:n_val]], y[order[:n_val]])
         x, y = x[order[n_val:]], y[order[n_val:]]
         description += f"; {n_val} rows ({VAL_FRACTION:.0%}, seed {seed}) held out"
-    x_val, y_val = (_finite(np.asarray(a), f"the validation {w}") for a, w in zip(val, ("inputs", "targets")))
+    x_val, y_val = (_finite(np.asarray(a), f"the validation {what}")
+                    for a, what in zip(val, ("inputs", "targets")))
     for rows, part in ((len(x), "training"), (len(x_val), "validation")):
         if rows < MIN_ROWS:
             raise AutoPruneError(f"the {part} part has {rows} rows; expected at least "

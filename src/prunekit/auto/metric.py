@@ -108,7 +108,7 @@ def check_targets(metric: str, y: np.ndarray, n_outputs: int, where: str = "the 
         >>> check_targets("accuracy", np.array([0.0, 2.0]), 2)
         Traceback (most recent call last):
         ...
-        prunekit.auto.data.AutoPruneError: the targets must be class labels 0..1 for a model with 2 outputs (accuracy); found values in [0, 2].
+        prunekit.auto.data.AutoPruneError: the targets must be class labels 0..1 ... in [0, 2].
     """
     if metric == "accuracy":
         classes = max(n_outputs, 2)
@@ -116,7 +116,8 @@ def check_targets(metric: str, y: np.ndarray, n_outputs: int, where: str = "the 
             raise AutoPruneError(
                 f"{where} must be class labels 0..{classes - 1} for a model with {n_outputs} "
                 f"output{'s' * (n_outputs > 1)} (accuracy); found "
-                + (f"shape {y.shape}." if y.ndim != 1 else f"values in [{y.min():g}, {y.max():g}]."))
+                + (f"shape {y.shape}." if y.ndim != 1
+                   else f"values in [{y.min():g}, {y.max():g}]."))
         return
     width = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
     if width != n_outputs:

@@ -76,7 +76,7 @@ def check_model(model: Any, x: np.ndarray, unsafe: bool = False) -> int:
         >>> check_model(model, np.zeros((4, 5), "float32"))
         Traceback (most recent call last):
         ...
-        prunekit.auto.data.AutoPruneError: the model takes inputs of shape (None, 3); the data's rows have shape (5,) (4 rows). Received: data shape (4, 5)
+        prunekit.auto.data.AutoPruneError: the model takes inputs of shape (None, 3); ... (4, 5)
     """
     import keras
 
@@ -102,8 +102,12 @@ def check_model(model: Any, x: np.ndarray, unsafe: bool = False) -> int:
         out = predict(model, x[:2])
     except Exception as error:  # noqa: BLE001 - a subclassed model says what it wants.
         raise AutoPruneError(f"the model cannot take the data's rows of shape {x.shape[1:]}: "
-                             f"{type(error).__name__}: {' '.join(str(error).split())[:200]}") from None
+                             f"{type(error).__name__}: {_one_line(error)[:200]}") from None
     return int(out.shape[-1]) if out.ndim > 1 else 1
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def copy_model(model: Any, sample: np.ndarray) -> Any:
@@ -178,7 +182,7 @@ def load_model_file(path: str, custom_objects: dict[str, Any] | None = None,
         >>> load_model_file("missing.keras")
         Traceback (most recent call last):
         ...
-        prunekit.auto.data.AutoPruneError: no such model file; expected a .keras file. Received: 'missing.keras'
+        prunekit.auto.data.AutoPruneError: no such model file; expected a .keras file. ...
     """
     import keras
 

@@ -152,8 +152,9 @@ def _reasons(scan: Any, chosen: Trial | None, budget: Any) -> dict[str, str]:
         target = chosen.targets.get(curve.name, 0.0) if chosen else 0.0
         if target <= 0:
             first = curve.drops[0] if curve.drops else float("nan")
-            reasons[curve.name] = (f"left dense: one-shot drop already {first:.3g} at "
-                                   f"{curve.sparsities[0]:.0%}") if chosen else "left dense"
+            reasons[curve.name] = (f"left dense: its first step ({curve.sparsities[0]:.0%}, "
+                                   f"one-shot drop {first:.3g}) cost more per weight than the "
+                                   "steps taken") if chosen else "left dense"
             continue
         at = curve.sparsities.index(target) if target in curve.sparsities else None
         text = f"one-shot drop {curve.drops[at]:.3g} at {target:.0%}" if at is not None else ""
@@ -214,7 +215,8 @@ def report_html(report: AutoPruneReport) -> str:
     verdict = ("" if report.held is None else
                "<b>the budget holds</b>" if report.held else "<b>the budget is broken</b>")
     params = report.params
-    header = (f"<h1>prunekit prune</h1><p class='meta'>{html.escape(report.budget or 'fixed sparsity')}"
+    goal = html.escape(report.budget or "fixed sparsity")
+    header = (f"<h1>prunekit prune</h1><p class='meta'>{goal}"
               f"</p><p>{html.escape(report.metric)} on {report.data['val_rows']} held-out rows: "
               f"baseline {report.baseline:.5g}, pruned {report.value:.5g}, drop "
               f"{report.drop:.4g} {verdict}. Nonzero weights: {params['remaining']:,} of "

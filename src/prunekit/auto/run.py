@@ -115,18 +115,28 @@ def _loss(budget: Budget, model: Any, data: PruneData) -> tuple[Any, str]:
 
 
 def _optimizer(model: Any, learning_rate: float | None) -> Any:
-    """A fresh optimizer: Adam at ``learning_rate`` if given, else the model's compiled one's
-    settings (its state is not reused), else Adam(1e-3)."""
+    """A fresh optimizer for fine-tuning (the model's optimizer state is never reused).
+
+    ``learning_rate`` given: Adam at that rate. Otherwise the model's compiled optimizer at a
+    tenth of its learning rate (a trained model is fine-tuned, not trained again: a lower rate
+    keeps it near the optimum it found), else Adam(1e-4).
+    """
     import keras
 
-    if learning_rate is None and getattr(model, "compiled", False):
-        config = (model.get_compile_config() or {}).get("optimizer")
-        if config:
-            try:
-                return keras.optimizers.deserialize(config)
-            except (TypeError, ValueError):
-                pass
-    return keras.optimizers.Adam(learning_rate or 1e-3)
+    if learning_rate is not None:
+        return keras.optimizers.Adam(learning_rate)
+    config = (model.get_compile_config() or {}).get("optimizer") \
+        if getattr(model, "compiled", False) else None
+    if config:
+        try:
+            optimizer = keras.optimizers.deserialize(config)
+            rate = optimizer.get_config().get("learning_rate")
+            if isinstance(rate, (int, float)):
+                return type(optimizer).from_config({**optimizer.get_config(),
+                                                   "learning_rate": rate / 10})
+        except (TypeError, ValueError):
+            pass
+    return keras.optimizers.Adam(1e-4)
 
 
 def _trial(model: Any, data: PruneData, point: allocate.PathPoint, settings: dict[str, Any],
@@ -236,7 +246,8 @@ def check_inputs(model: Any, data: Any, metric: str | None, max_drop: Any, spars
     n_outputs = check_model(model, data.x_val, unsafe)
     name, why = (metric_name(metric), "chosen with --metric") if metric else \
         default_metric(model, n_outputs)
-    for y, where in ((data.y_train, "the training targets"), (data.y_val, "the validation targets")):
+    for y, where in ((data.y_train, "the training targets"),
+                     (data.y_val, "the validation targets")):
         check_targets(name, y, n_outputs, where)
     drop, relative = parse_max_drop(max_drop) if max_drop is not None else (math.inf, False)
     return data, Budget(name, drop, relative), why, n_outputs
@@ -264,7 +275,8 @@ def auto_prune(model: Any, data: Any, max_drop: str | float | None = None,
             metric or loss, else the number of outputs).
         epochs: Fine-tuning epochs per trial.
         batch_size: Fine-tuning batch size.
-        learning_rate: Adam's learning rate (default: the model's compiled optimizer settings).
+        learning_rate: Adam's learning rate (default: the model's compiled optimizer at a
+            tenth of its learning rate, else Adam at 1e-4).
         frequency: Steps between mask updates (lowered, with a note, for small data).
         ladder: Sparsities of the scan, increasing, in (0, 1).
         max_trials: Most fine-tuning trials of the search.
@@ -312,7 +324,8 @@ def auto_prune(model: Any, data: Any, max_drop: str | float | None = None,
         path, start = [allocate.PathPoint({}, 0.0, 0), allocate.uniform_point(scan, sparsity)], 1
     settings = {"budget": budget, "end_step": end_step, "frequency": frequency,
                 "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                "seed": seed, "names": [c.name for c in scan.layers], "max_trials": max_trials if sparsity is None else 1}
+                "seed": seed, "names": [c.name for c in scan.layers],
+                "max_trials": max_trials if sparsity is None else 1}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trials, models = _search(model, data, path, start, settings, scan.baseline, log_dir,

@@ -7,8 +7,8 @@ other unit stays dense, and the metric is measured on the held-out rows. No trai
 of 8 sparsities over ``L`` units costs ``8 L + 1`` forward passes over the validation rows.
 
 This is the sensitivity analysis of Han et al., "Learning both Weights and Connections for
-Efficient Neural Networks" (NeurIPS 2015, section 4 and figure 5), used there, as here, to set
-per-layer pruning rates.
+Efficient Neural Networks" (NeurIPS 2015, figure 5: pruning sensitivity per layer), used
+there, as here, to choose per-layer pruning rates.
 
 The masks go into a pruned copy's mask variables; the weights themselves are never written, and
 the user's model is not touched (the copy shares no variables with it).
