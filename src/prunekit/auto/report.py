@@ -170,7 +170,7 @@ def _reasons(scan: Any, chosen: Trial | None, budget: Any) -> dict[str, str]:
     return reasons
 
 
-def scan_figure(scan: dict[str, Any], max_drop: float | None) -> Any:
+def scan_figure(scan: dict[str, Any], max_drop: float | None, relative: bool = False) -> Any:
     """The scan as a matplotlib Figure: each unit's drop against its sparsity.
 
     Example:
@@ -189,7 +189,8 @@ def scan_figure(scan: dict[str, Any], max_drop: float | None) -> Any:
     if max_drop is not None and np.isfinite(max_drop):
         axes.axhline(max_drop, color="red", linestyle="--", label="budget")
     axes.set_xlabel("sparsity of that layer alone (others dense)")
-    axes.set_ylabel(f"drop in {scan['metric']} (one-shot, no fine-tuning)")
+    kind = "relative drop" if relative else "drop"
+    axes.set_ylabel(f"{kind} in {scan['metric']} (one-shot, no fine-tuning)")
     axes.set_yscale("symlog", linthresh=max(max_drop or 0.01, 1e-4))
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
@@ -231,7 +232,7 @@ def report_html(report: AutoPruneReport) -> str:
                     [[t.number, t.index, f"{t.removed:,}", f"{t.predicted_drop:.4g}",
                       f"{t.value:.5g}", f"{t.drop:.4g}", "yes" if t.held else "no",
                       f"{t.wall_time_s:.1f}"] for t in report.trials])
-    figure = figure_html(png_uri(scan_figure(report.scan, report.max_drop)),
+    figure = figure_html(png_uri(scan_figure(report.scan, report.max_drop, bool(report.relative))),
                          "Sensitivity scan: the drop with one layer pruned one-shot", "scan")
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in report.notes)
     method = ("<p>Per-layer sparsities follow the greedy path on the scan (fewest predicted "
@@ -245,7 +246,7 @@ def report_html(report: AutoPruneReport) -> str:
             + figure + "<h2>Trials</h2>" + trials + method
             + f"<p class='meta'>Data: {html.escape(report.data['description'])}. "
               f"{report.wall_time_s:.1f} s.</p>")
-    return page("prunekit prune report", body)
+    return page("prunekit prune report", body, css="td:last-child{text-align:left}")
 
 
 def example_report() -> AutoPruneReport:
