@@ -194,3 +194,13 @@ def test_end_to_end_run_on_a_saved_model(capsys, tmp_path):
                           "--epochs", "1", "-o", str(out))
     assert code == 0 and (tmp_path / "out-2" / "results.json").exists()  # never overwritten
     assert json.loads((out / "results.json").read_text()) == results
+
+
+def test_refuses_a_model_with_nothing_to_prune(capsys, tmp_path):
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dropout(0.1)])
+    path = str(tmp_path / "none.keras")
+    model.save(path)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((50, FEATURES)), y=np.zeros((50, FEATURES)))
+    _refused(capsys, tmp_path, [path, "--data", str(data), "--max-drop", "0.1", "--metric", "mse"],
+             "the model has no layer prunekit can prune")

@@ -250,6 +250,10 @@ def check_inputs(model: Any, data: Any, metric: str | None, max_drop: Any, spars
                      (data.y_val, "the validation targets")):
         check_targets(name, y, n_outputs, where)
     drop, relative = parse_max_drop(max_drop) if max_drop is not None else (math.inf, False)
+    pruned, skipped = scanning.pruned_copy(model, data.x_val[:1])
+    if not scanning.units(pruned):
+        raise AutoPruneError("the model has no layer prunekit can prune "
+                             f"({'; '.join(skipped) or 'no prunable weights'}).")
     return data, Budget(name, drop, relative), why, n_outputs
 
 
@@ -314,9 +318,6 @@ def auto_prune(model: Any, data: Any, max_drop: str | float | None = None,
     if verbose:
         print(f"scanning {budget.metric} at sparsities {', '.join(f'{s:g}' for s in ladder)}")
     scan = scanning.sensitivity_scan(model, data.x_val, data.y_val, budget, ladder)
-    if not scan.layers:
-        raise AutoPruneError("the model has no layer prunekit can prune "
-                             f"({'; '.join(scan.skipped) or 'no weights'}).")
     if sparsity is None:
         path = allocate.greedy_path(scan)
         start = max(1, allocate.budget_index(path, budget.max_drop))
