@@ -109,3 +109,21 @@ def test_subclassed_model():
     assert [float(np.mean(k == 0)) for k in kernels] == [0.5, 0.5]
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)
+
+
+def test_back_off_continues_below_the_ladder():
+    # One dense N(0, 1) layer: pruning 50 % of it (the only rung) is far over a 1 % budget, so
+    # the back-off halves the sparsity twice: 50 %, 25 %, 12.5 %.
+    rng = np.random.default_rng(5)
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(4, name="fragile")])
+    weights = rng.normal(size=(16, 4)).astype("float32")
+    model.set_weights([weights, np.zeros(4, "float32")])
+    x = rng.normal(size=(200, 16)).astype("float32")
+    y = x @ weights + rng.normal(scale=0.1, size=(200, 4)).astype("float32")
+    _, report = prunekit.auto_prune(model, (x, y), max_drop="1%", metric="mse", epochs=1,
+                                    learning_rate=1e-4, ladder=(0.5,))
+    assert [t.targets["fragile"] for t in report.trials] == [0.5, 0.25, 0.125]
+    assert [t.index for t in report.trials] == [1, -1, -2]
+    assert [t.removed for t in report.trials] == [32, 16, 8]
+    assert not any(t.held for t in report.trials)
+    assert report.sparsities == {"fragile": 0.0} and "unpruned" in report.notes[-1]

@@ -126,3 +126,16 @@ def uniform_point(scan: ScanResult, sparsity: float) -> PathPoint:
     removed = int(round(sum(c.params * sparsity for c in scan.layers)))
     return PathPoint({c.name: float(sparsity) for c in scan.layers},
                      float(np.sum(np.maximum(drops, 0.0))), removed)
+
+
+def scaled_point(point: PathPoint, factor: float) -> PathPoint:
+    """``point`` with every sparsity times ``factor`` (a back-off below the ladder).
+
+    The predicted drop is unknown there (``nan``); the weights removed scale with it.
+
+    Example:
+        >>> scaled_point(PathPoint({"a": 0.3}, 0.1, 30), 0.5)
+        PathPoint(sparsities={'a': 0.15}, predicted_drop=nan, removed=15, moved=None)
+    """
+    return PathPoint({name: round(s * factor, 6) for name, s in point.sparsities.items()},
+                     float("nan"), int(round(point.removed * factor)))

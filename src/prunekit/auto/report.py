@@ -229,7 +229,8 @@ def report_html(report: AutoPruneReport) -> str:
                      for n, s in report.sparsities.items()])
     trials = _table(["trial", "path point", "weights removed", "predicted one-shot drop",
                      report.metric, "drop", "held", "seconds"],
-                    [[t.number, t.index, f"{t.removed:,}", f"{t.predicted_drop:.4g}",
+                    [[t.number, t.index if t.index >= 0 else "below the ladder",
+                      f"{t.removed:,}", f"{t.predicted_drop:.4g}",
                       f"{t.value:.5g}", f"{t.drop:.4g}", "yes" if t.held else "no",
                       f"{t.wall_time_s:.1f}"] for t in report.trials])
     figure = figure_html(png_uri(scan_figure(report.scan, report.max_drop, bool(report.relative))),

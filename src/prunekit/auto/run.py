@@ -9,8 +9,10 @@
    rows, stripped, and measured on the held-out rows.
 4. **Search and back off**: one-shot drops overstate what fine-tuning leaves, so a trial that
    holds the budget is followed by one further along the path, and one that breaks it by one
-   further back (bisection on the path index), at most ``max_trials`` trials. The result is the
-   sparsest trial that held; when none did, the model unpruned, saying so.
+   further back (bisection on the path index), at most ``max_trials`` trials. When even the
+   path's first point breaks it, the back-off continues below the ladder: that point with its
+   sparsities halved, then halved again. The result is the sparsest trial that held; when none
+   did, the model unpruned, saying so.
 
 Regression fine-tuning minimises the MSE in standardised units,
 ``mean(((y_pred - y) / std(y_train))**2)``, so targets on large scales do not blow up the
@@ -34,6 +36,8 @@ from prunekit.auto.report import AutoPruneReport, Trial
 
 #: Fewest mask updates a unit's schedule should have; fewer steps lower the frequency.
 MIN_UPDATES = 4
+#: Most trials below the ladder (each halves the sparsities of the last one).
+BELOW_LADDER = 2
 #: Share of the fine-tuning steps over which sparsity rises (the rest recovers).
 PRUNE_SHARE = 0.7
 
@@ -179,22 +183,37 @@ def _search(model: Any, data: PruneData, path: list[allocate.PathPoint], start: 
     budget = settings["budget"]
     low, high = 0, len(path)  # path[low] holds (dense: by definition); path[high:] broke it
     index, trials, models = start, [], {}
-    while len(trials) < settings["max_trials"] and low < index < high:
+
+    def run(point: allocate.PathPoint, key: int) -> bool:
         log_dir = f"{log_root}/trial-{len(trials) + 1}" if log_root else None
         begun = time.perf_counter()
-        stripped, measured = _trial(model, data, path[index], settings, log_dir)
+        stripped, measured = _trial(model, data, point, settings, log_dir)
         value = metric_value(budget.metric, data.y_val, predict(stripped, data.x_val))
         held = budget.holds(baseline, value)
-        trials.append(Trial(len(trials) + 1, index, dict(path[index].sparsities), measured,
-                            path[index].predicted_drop, path[index].removed, value,
+        trials.append(Trial(len(trials) + 1, key, dict(point.sparsities), measured,
+                            point.predicted_drop, point.removed, value,
                             budget.drop(baseline, value), held, time.perf_counter() - begun))
-        models[index] = stripped
+        models[key] = stripped
         if verbose:
-            print(f"trial {len(trials)}: path point {index}/{len(path) - 1}, "
-                  f"{path[index].removed:,} weights removed, {budget.metric} {value:.5g} "
-                  f"(drop {trials[-1].drop:.4g}): {'holds' if held else 'breaks the budget'}")
+            where = f"path point {key}/{len(path) - 1}" if key >= 0 else "below the ladder"
+            print(f"trial {len(trials)}: {where}, {point.removed:,} weights removed, "
+                  f"{budget.metric} {value:.5g} (drop {trials[-1].drop:.4g}): "
+                  f"{'holds' if held else 'breaks the budget'}")
+        return held
+
+    while len(trials) < settings["max_trials"] and low < index < high:
+        held = run(path[index], index)
         low, high = (index, high) if held else (low, index)
         index = (low + high + 1) // 2 if held else (low + high) // 2
+    # Even the first point of the path broke the budget: keep backing off, below the ladder,
+    # by halving its sparsities (BELOW_LADDER times at most).
+    point = path[high] if high < len(path) else None
+    for step in range(1, BELOW_LADDER + 1):
+        if low > 0 or point is None or len(trials) >= settings["max_trials"]:
+            break
+        point = allocate.scaled_point(point, 0.5)
+        if run(point, -step):
+            break
     return trials, models
 
 
