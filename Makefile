@@ -35,8 +35,16 @@ $(VENV)/.run-installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[jax,study]"
 	touch $@
 
+# keras-hub (the oneshot KerasHub tests) without its `tensorflow-text` requirement, which would
+# pull the full `tensorflow` beside `tensorflow-cpu`; keras-hub's other requirements are listed
+# from its 0.32.0 metadata. The tests use no tensorflow-text op (keras-hub imports it optionally).
+HUB := keras-hub==0.32.0
+HUB_REQUIREMENTS := absl-py "kagglehub!=1.0.1" kagglesdk==0.1.28 regex sentencepiece tokenizers
+
 $(VENV)/.test-installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q $(HUB_REQUIREMENTS)
+	$(PY) -m pip install -q --no-deps $(HUB)
 	touch $@
 
 run: $(VENV)/.run-installed run-deps

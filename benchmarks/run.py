@@ -1,6 +1,6 @@
 """Run every benchmark, one process per backend, and keep the results of each run.
 
-Usage: python benchmarks/run.py [--only overhead|compression|study|sweep|auto]
+Usage: python benchmarks/run.py [--only overhead|compression|study|sweep|structured|oneshot|auto]
 
 Results go to benchmarks/results/<timestamp>/ (a new folder each run; nothing is overwritten).
 """
@@ -20,7 +20,7 @@ BACKENDS = ("jax", "tensorflow", "torch")
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["overhead", "compression", "study", "sweep", "auto"], default=None)
+    parser.add_argument("--only", choices=["overhead", "compression", "study", "sweep", "structured", "oneshot", "auto"], default=None)
     args = parser.parse_args(argv)
     out = os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=False)
@@ -32,11 +32,17 @@ def main(argv=None):
             status |= subprocess.call([sys.executable, os.path.join(HERE, "bench_overhead.py"),
                                        "--backend", backend,
                                        "--json", os.path.join(out, f"overhead-{backend}.json")])
+    if args.only in (None, "structured"):
+        for backend in BACKENDS:
+            status |= subprocess.call([sys.executable, os.path.join(HERE, "bench_structured.py"),
+                                       "--backend", backend,
+                                       "--json", os.path.join(out, f"structured-{backend}.json")])
     jax = dict(os.environ, KERAS_BACKEND="jax")
     commands = {
         "compression": [os.path.join(out, "compression.json")],
         "study": ["--backend", "jax"],
         "sweep": [os.path.join(out, "sweep.json"), "--backend", "jax"],
+        "oneshot": [os.path.join(out, "oneshot.json")],
         "auto": [os.path.join(out, "auto.json"), "--backend", "jax"],
     }
     for name, extra in commands.items():

@@ -54,6 +54,31 @@ def _fresh_keras_state():
     keras.config.set_dtype_policy("float32")
 
 
+@pytest.fixture
+def numpy_initializers(monkeypatch):
+    """Random initializers draw their values with NumPy (seeded) instead of the backend.
+
+    For tests of big graphs (ResNet50, MobileNetV2) whose weights only need to be random:
+    on JAX every distinct weight shape costs one compilation of the random generator, most of
+    the time such a model takes to build. Values follow Glorot-uniform bounds
+    (``sqrt(6 / (fan_in + fan_out))``, Keras's fan rule), whatever the initializer.
+    """
+    rng = np.random.default_rng(0)
+
+    def draw(self, shape, dtype=None):
+        shape = tuple(int(d) for d in shape)
+        receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+        fan_in = shape[-2] * receptive if len(shape) > 1 else shape[0]
+        fan_out = shape[-1] * receptive if len(shape) > 1 else shape[0]
+        limit = np.sqrt(6.0 / max(1, fan_in + fan_out))
+        value = rng.uniform(-limit, limit, shape).astype(dtype or "float32")
+        return keras.ops.convert_to_tensor(value)
+
+    for name in ("VarianceScaling", "RandomUniform", "RandomNormal", "TruncatedNormal",
+                 "Orthogonal"):
+        monkeypatch.setattr(getattr(keras.initializers, name), "__call__", draw)
+
+
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {BACKEND}"
 

@@ -127,3 +127,26 @@ def test_back_off_continues_below_the_ladder():
     assert [t.removed for t in report.trials] == [32, 16, 8]
     assert not any(t.held for t in report.trials)
     assert report.sparsities == {"fragile": 0.0} and "unpruned" in report.notes[-1]
+
+
+def test_structured_shrinks_half_the_hidden_units():
+    x = np.random.default_rng(6).normal(size=(120, 6)).astype("float32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, name="h"),
+                              keras.layers.Dense(1, name="o")])
+    _, report = prunekit.auto_prune(model, (x, x.sum(axis=1)), sparsity=0.5, structured=True,
+                                    epochs=1, ladder=(0.5,))
+    # 6*16 + 16 + 16*1 + 1 = 129 parameters; half the hidden units: 6*8 + 8 + 8 + 1 = 65.
+    assert (report.structured["params_before"], report.structured["params_after"]) == (129, 65)
+    assert report.shrunk_model.get_layer("h").units == 8
+    assert sorted(report.structured["latency_ms"]) == ["1", "32"]
+    assert "shrunk_model" not in report.as_dict() and report.shrunk_model is not None
+
+
+def test_structured_needs_a_fixed_sparsity_and_a_graph_model():
+    x = np.zeros((50, 4), "float32")
+    model = SmallNet()
+    model(x[:1])
+    with pytest.raises(prunekit.auto.AutoPruneError, match="give --sparsity"):
+        prunekit.auto_prune(model, (x, x.sum(axis=1)), max_drop="1%", structured=True)
+    with pytest.raises(prunekit.auto.AutoPruneError, match="Sequential or Functional"):
+        prunekit.auto_prune(model, (x, x.sum(axis=1)), sparsity=0.5, structured=True)

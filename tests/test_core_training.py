@@ -81,13 +81,14 @@ def test_step_counts():
     assert step_of(model) == 30  # validation does not count
 
 
-def test_layer_reused_twice_counts_twice():
+def test_layer_reused_twice_counts_once_per_batch():
+    # tfmot counts calls (4 after 2 batches); prunekit counts training batches (README).
     wrapper = prune_low_magnitude(keras.layers.Dense(4))
     inputs = keras.Input((4,))
     model = keras.Model(inputs, wrapper(wrapper(inputs)))
     model.compile("sgd", "mse")
     fit(model, batches=2)
-    assert int(to_numpy(wrapper.pruning_step)) == 4
+    assert int(to_numpy(wrapper.pruning_step)) == 2
 
 
 def test_missing_callback_raises():

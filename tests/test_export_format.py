@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from prunekit.export import load_compressed, save_compressed
+from prunekit.export import tensor_table
 from prunekit.export import tensors as T
 from prunekit.export.format import decode_model, encode_model
 
@@ -122,7 +123,7 @@ def test_non_float32_tensor_stored_raw():
     arr = np.arange(-6, 6, dtype=np.int32).reshape(3, 4)
     record, streams, info = T.encode_tensor(arr, "int8")
     assert info.fmt == "raw"
-    np.testing.assert_array_equal(T.decode_tensors(record, 1, streams)[0], arr)
+    np.testing.assert_array_equal(tensor_table.decode_tensors(record, 1, streams)[0], arr)
 
 
 # ---------------------------------------------------------------- patterns
@@ -176,7 +177,7 @@ def test_channel_offsets_round_trip_and_pay():
     record, streams, info = T.encode_tensor(w, "int8")
     assert info.layout == "bitmask" and record[0] & 0x80, "offsets should be used"
     assert list(streams["i8"][:8]) == list(lows - 1)  # offsets = min |q| - 1 per channel
-    back = T.decode_tensors(record, 1, streams)[0]
+    back = tensor_table.decode_tensors(record, 1, streams)[0]
     np.testing.assert_array_equal(back, w)  # every value is on the int8 grid
 
 

@@ -79,7 +79,8 @@ def test_pruning_flags_define_the_custom_run():
                                  "--block-size", "2x2", "--pooling", "max",
                                  "--prune-layers", "hidden"])
     config = config_from_args(args)
-    assert config.runs == ("baseline", "whole", "layer", "weights", "recommended", "custom")
+    assert config.runs == ("baseline", "whole", "layer", "weights", "recommended", "structured",
+                           "custom")
     assert config.custom.sparsity == 0.8
     assert config.custom.schedule == "polynomial"
     assert config.custom.end_step == 1000  # polynomial default: begin + 1000
@@ -90,7 +91,8 @@ def test_pruning_flags_define_the_custom_run():
 
 def test_defaults_and_quick():
     config = config_from_args(_parser().parse_args(["study"]))
-    assert config.runs == ("baseline", "whole", "layer", "weights", "recommended")
+    assert config.runs == ("baseline", "whole", "layer", "weights", "recommended",
+                           "structured")
     assert config.custom == study_config.CustomPruning()
     quick = config_from_args(_parser().parse_args(["study", "--quick"]))
     assert quick.epochs == 3 and quick.quick
@@ -100,6 +102,7 @@ def test_defaults_and_quick():
 def test_runs_by_letter_pull_in_the_baseline():
     assert study_config.parse_runs("r") == ("baseline", "recommended")
     assert study_config.parse_runs("c,a") == ("baseline", "layer")
+    assert study_config.parse_runs("s") == ("baseline", "structured")
     args = _parser().parse_args(["study", "--runs", "x", "--from-baseline"])
     assert config_from_args(args).runs == ("baseline", "custom")
 

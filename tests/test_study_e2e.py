@@ -41,7 +41,7 @@ def _study(argv: list[str]) -> int:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study") / "run"
-    assert _study(["--quick", "--runs", "a,b,c,d,r,x", *CUSTOM, "--out", str(out),
+    assert _study(["--quick", "--runs", "a,b,c,d,r,s,x", *CUSTOM, "--out", str(out),
                    "--quiet"]) == 0
     with open(out / "results.json", encoding="utf-8") as file:
         document = json.load(file)
@@ -71,7 +71,8 @@ def _kernels(model):
 
 def test_all_runs_ran_the_requested_epochs(study):
     _, document, runs = study
-    assert list(runs) == ["baseline", "whole", "layer", "weights", "recommended", "custom"]
+    assert list(runs) == ["baseline", "whole", "layer", "weights", "recommended", "structured",
+                          "custom"]
     for run in runs.values():
         assert run["epochs"] == QUICK_EPOCHS
         assert run["steps"] == LAST_STEP
@@ -144,6 +145,37 @@ def test_sparsity_targets_are_met(study):
     assert np.isclose(np.mean(kernels["hidden"] == 0), target, atol=1 / 1280)
     assert np.sum(kernels["output"] == 0) == 0  # the output layer stays dense
     assert runs["recommended"]["target_reached"] is True
+
+
+def test_structured_run_removes_half_of_the_hidden_units(study, friedman_test):
+    out, _, runs = study
+    run = runs["structured"]
+    x_test, y_test = friedman_test
+    masked, small = (_load(out / "models" / f"structured{s}.h5") for s in ("", "-shrunk"))
+    kernels, small_kernels = _kernels(masked), _kernels(small)
+    # PolynomialDecay 0 -> 0.5 ends at step 300 (two of the three epochs): 64 of 128 units
+    # removed, each a zero kernel column, bias entry and output row.
+    gone = np.all(kernels["hidden"] == 0, axis=0) & (kernels["output"][:, 0] == 0)
+    assert gone.sum() == 64 and run["structured"]["target"] == 0.5 and run["target_reached"]
+    np.testing.assert_array_equal(small_kernels["hidden"], kernels["hidden"][:, ~gone])
+    np.testing.assert_array_equal(small_kernels["output"], kernels["output"][~gone])
+    assert run["structured"]["units"] == {"hidden": [128, 64]}
+    assert run["params_stripped"]["total"] == 10 * 64 + 64 + 64 + 1
+    a, b = _predict(masked, x_test), _predict(small, x_test)
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    mse = float(np.mean((y_test - b.reshape(3300)) ** 2))
+    assert np.isclose(run["stripped_metric"], mse, rtol=1e-4)
+    assert run["gz_size"] < run["gz_unstripped"] < runs["baseline"]["gz_size"] + 1000
+
+
+def test_latency_of_every_run(study):
+    out, _, runs = study
+    for run in runs.values():
+        assert 0 < run["latency_ms"] < 1000, run["run_id"]
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert "latency_ms" in header
+    page = (out / "report.html").read_text()
+    assert "latency b=1 (ms)" in page and "batch-1 latency" in page
 
 
 def test_custom_run_uses_the_flags(study):

@@ -19,10 +19,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -51,6 +52,15 @@ from keras.src.backend import AutocastScope
 from keras.src.ops.numpy import Add as AddOp
 from keras.src.ops.numpy import Multiply as MultiplyOp
 from keras.src.ops.numpy import Subtract as SubtractOp
+
+# Why: pruned weights are saved masked by patching the owning layer's `save_own_variables` for
+# one save; that relies on `saving_lib._save_state` saving a layer before its sub-layers. Only
+# the check in REQUIRED reads it.
+from keras.src.saving import saving_lib
+
+# Why: variables a StatelessScope defers are listed only in Keras's global state (see
+# uninitialized_variables).
+from keras.src.backend.common import global_state
 
 CHECKED_VERSIONS = ("3.15.1",)
 ELEMENTWISE_OPS = (AddOp, SubtractOp, MultiplyOp)
@@ -112,6 +122,29 @@ def consumers(operation: Any) -> list[Any]:
     return [node.operation for node in operation._outbound_nodes]
 
 
+def graph_nodes(model: Any) -> list[Any] | None:
+    """The call nodes of a Functional or Sequential model, inputs first; None without a graph.
+
+    Each node holds one call: ``operation``, ``input_tensors``, ``outputs`` and ``arguments``.
+    Returns None for a subclassed model and for a Sequential model that is not built yet.
+
+    Why: structured pruning follows tensors (which input of an ``Add`` carries which channel),
+    not only operations; Keras keeps a graph's nodes in ``Functional._nodes_by_depth`` (depth 0
+    at the outputs) and a Sequential model's graph in ``Sequential._functional``.
+    """
+    functional = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) \
+        else model
+    by_depth = getattr(functional, "_nodes_by_depth", None)
+    if not isinstance(model, keras.Model) or by_depth is None:
+        return None
+    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def first_node(layer: Any) -> Any:
+    """The node of ``layer``'s first call in a graph (``Operation._inbound_nodes[0]``)."""
+    return layer._inbound_nodes[0]
+
+
 def producing_operation(tensor: Any) -> Any:
     """The operation that produced a symbolic tensor (``KerasTensor._keras_history``)."""
     return tensor._keras_history.operation
@@ -170,6 +203,38 @@ def build_from_call_spec(layer: Any, call_spec: Any) -> None:
     layer._maybe_build(call_spec)
 
 
+@contextlib.contextmanager
+def replaced_call(layer: Any, call: Callable[..., Any]) -> Iterator[None]:
+    """Make ``layer(...)`` run ``call`` instead of ``layer.call`` while the context is open.
+
+    Why: one-shot pruning must see a nested layer's inputs (attention's projections inside a
+    KerasHub block) as the block runs, and Keras has no public call hook. ``Layer.__call__``
+    looks ``self.call`` up at each call, so an instance attribute shadows the class's method;
+    it is set with ``object.__setattr__`` so that Keras's (and torch.nn.Module's) attribute
+    tracking does not see it, and removed on exit.
+
+    Example:
+        >>> dense = keras.layers.Dense(2)
+        >>> with replaced_call(dense, lambda inputs: "hooked"):
+        ...     dense(keras.ops.ones((1, 3)))
+        'hooked'
+        >>> tuple(dense(keras.ops.ones((1, 3))).shape)
+        (1, 2)
+    """
+    object.__setattr__(layer, "call", call)
+    try:
+        yield
+    finally:
+        object.__delattr__(layer, "call")
+
+
+def _call_is_replaceable() -> bool:
+    dense = _layer()
+    with replaced_call(dense, lambda inputs: "hooked"):
+        hooked = dense(keras.ops.ones((1, 3)))
+    return hooked == "hooked" and tuple(dense(keras.ops.ones((1, 3))).shape) == (1, 2)
+
+
 def direct_assign(variable: Any, value: Any) -> None:
     """Set a variable's stored value, bypassing any StatelessScope (``_direct_assign``)."""
     variable._direct_assign(value)
@@ -201,6 +266,57 @@ def reattach_jax_state() -> None:
         frame = frame.f_back
 
 
+def forward_pass_context(layer: Any) -> Any:
+    """An object that identifies the forward pass ``layer`` is being called in.
+
+    Why: a layer used twice in a model must advance its pruning step once per training batch.
+    Keras creates one call context per outermost ``__call__`` (``Layer._get_call_context``),
+    shared by every layer it calls; JAX's trainer calls the model's ``call`` inside one
+    ``StatelessScope`` per step instead, so that scope, when present, is the forward pass.
+    """
+    return get_stateless_scope() or layer._get_call_context()
+
+
+def initialize_deferred(variable: Any, value: Any = None) -> None:
+    """Give a variable created in ``StatelessScope(initialize_variables=False)`` its value.
+
+    Why: such a variable keeps its initializer and runs it in ``_deferred_initialize``; the
+    ``.pkz`` loader builds models shape-only this way (no memory for weights a hostile file
+    declares) and hands each variable the file's array instead of its initializer's. With
+    ``value=None`` the variable's own initializer runs.
+    """
+    if value is not None:
+        variable._initializer = lambda shape, dtype=None: value
+    variable._deferred_initialize()
+
+
+def uninitialized_variables() -> list[Any]:
+    """The list ``StatelessScope(initialize_variables=False)`` appends deferred variables to.
+
+    Why: the shape-only build must know every variable it created, and Keras records them only
+    in this global attribute (``register_uninitialized_variable``).
+    """
+    return global_state.get_global_attribute("uninitialized_variables", [],
+                                             set_to_default=True)
+
+
+def clone_model_uncompiled(model: Any, clone_function: Callable[[Any], Any],
+                           input_tensors: Any = None) -> Any:
+    """``keras.models.clone_model``, never compiling the clone (tfmot returns clones uncompiled).
+
+    Why: ``clone_model`` compiles the clone of a compiled model, with a fresh optimizer, when it
+    reads ``model.compiled`` as True; no argument turns that off, so the flag is hidden from it
+    for the call and restored afterwards (the model itself is not changed).
+    """
+    compiled = model.compiled
+    model.compiled = False
+    try:
+        return keras.models.clone_model(model, clone_function=clone_function,
+                                        input_tensors=input_tensors)
+    finally:
+        model.compiled = compiled
+
+
 # --------------------------------------------------------------------------- the checks
 @dataclasses.dataclass(frozen=True)
 class Internal:
@@ -226,6 +342,23 @@ def _dense_with_input_shape() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras advises an Input instead; tfmot code passes it.
         return keras.layers.Dense(2, input_shape=(3,))
+
+
+def _deferred_check() -> bool:
+    pending = uninitialized_variables()
+    start = len(pending)
+    with keras.StatelessScope(initialize_variables=False):
+        variable = keras.Variable(initializer="zeros", shape=(2,))
+    new = pending[start:]
+    del pending[start:]
+    initialize_deferred(variable, [1.0, 2.0])
+    return new == [variable] and keras.ops.convert_to_numpy(variable.value).tolist() == [1.0, 2.0]
+
+
+def _uncompiled_clone_check() -> bool:
+    model = _graph()
+    model.compile(loss="mse")
+    return model.compiled and not clone_model_uncompiled(model, lambda layer: layer).compiled
 
 
 def _has(make: Callable[[], Any], *names: str) -> Callable[[], bool]:
@@ -254,6 +387,12 @@ REQUIRED: tuple[Internal, ...] = (
     Internal("Operation._inbound_nodes/_outbound_nodes, Node.parent_nodes",
              "walking graphs (XNNPACK policy)",
              lambda: producers(_graph().layers[-1]) != [] and consumers(_graph().layers[0]) != []),
+    Internal("Functional._nodes_by_depth, Sequential._functional, Node.arguments",
+             "structured pruning following a graph's tensors",
+             lambda: len(graph_nodes(keras.Sequential([keras.Input((3,)),
+                                                       keras.layers.Dense(2)]))) == 2
+             and graph_nodes(_graph())[-1].arguments is not None
+             and first_node(_graph().layers[-1]).outputs != []),
     Internal("KerasTensor._keras_history", "the operations at a model's inputs and outputs",
              lambda: producing_operation(_graph().outputs[0]) is not None),
     Internal("Layer._tracker (is_in_store, replace_tracked_value)",
@@ -274,8 +413,21 @@ REQUIRED: tuple[Internal, ...] = (
     Internal("torch.nn.Module._modules", "sub-layers the Torch backend keeps as modules",
              lambda: keras.backend.backend() != "torch"
              or isinstance(getattr(_layer(), "_modules", None), dict)),
+    Internal("Layer.__call__ looking up self.call", "capturing nested layers' inputs (oneshot)",
+             _call_is_replaceable),
     Internal("Variable._direct_assign", "re-attaching JAX training state after an error",
              _has(lambda: keras.Variable(1.0), "_direct_assign")),
+    Internal("Variable._deferred_initialize/_initializer, global uninitialized_variables",
+             "building .pkz models shape-only, then filling each weight from the file",
+             lambda: _deferred_check()),
+    Internal("Layer._get_call_context", "one pruning step per forward pass",
+             _has(_layer, "_get_call_context")),
+    Internal("saving: a layer's save_own_variables runs before its sub-layers'",
+             "checkpoints written masked without touching the live weights",
+             lambda: "save_own_variables" in inspect.getsource(
+                 saving_lib._save_state)),
+    Internal("clone_model reads `model.compiled`", "pruned and stripped clones left uncompiled",
+             lambda: _uncompiled_clone_check()),
     Internal("JAX Trainer.fit's local `state`", "re-attaching JAX training state after an error",
              lambda: keras.backend.backend() != "jax" or "state" in inspect.getsource(
                  type(keras.Model()).fit)),

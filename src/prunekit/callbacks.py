@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from prunekit import global_pruning
+from prunekit import global_pruning, schedules
 from prunekit.summary import weight_labels
 from prunekit.walk import iter_wrappers
 
@@ -21,8 +21,15 @@ class UpdatePruningStep(keras.callbacks.Callback):
       0, so the first training batch runs at step 1. Wrappers restored from a checkpoint keep
       their step: a second ``fit`` continues counting.
       It also groups the wrappers of a model pruned with ``pruning_scope="global"``.
+      After a :class:`~prunekit.MissingCallbackError` it also discards the model's compiled
+      training function, so that ``fit`` can simply be called again with this callback (on
+      TensorFlow the failed ``tf.function`` cannot be traced again).
     * ``on_epoch_end``: writes ``w * mask`` into every pruned weight, so the weights are exactly
       sparse after each epoch.
+    * ``on_train_end``: warns when pruning did not reach its target because training ran too
+      few steps for the schedule (e.g. tfmot's default ``frequency=100`` and 12 batches): it
+      names the layers, the sparsity reached and the target, and says why and how to fix it.
+      The schedule's semantics are tfmot's; only the silence is not.
 
     Wrappers are found wherever they are nested (sub-models, subclassed models, custom layers).
     In a custom training loop call ``set_model(model)`` and ``on_train_begin()`` once, and
@@ -46,6 +53,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         wrappers = list(iter_wrappers(self.model))
         global_pruning.link_global_wrappers(wrappers)
+        _retry_after_missing_callback(self.model, wrappers)
         self._steps_at_begin = {}
         for wrapper in wrappers:
             if not wrapper.built:
@@ -70,6 +78,49 @@ class UpdatePruningStep(keras.callbacks.Callback):
                     f"during the first epoch, so they do not prune: {', '.join(idle)}. If they "
                     "sit in a subclassed model, give its call() a `training` argument and "
                     "pass `training=training` to its layers.", stacklevel=2)
+
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        message = shortfall_message(w for w in iter_wrappers(self.model) if w.built)
+        if message:
+            warnings.warn(message, stacklevel=2)
+
+
+def _retry_after_missing_callback(model: Any, wrappers: list[Any]) -> None:
+    """Recompile the training function that a missing callback made fail while tracing."""
+    failed = [w for w in wrappers if getattr(w, "_failed_without_callback", False)]
+    for wrapper in failed:
+        wrapper._failed_without_callback = False
+    if failed and getattr(model, "train_function", None) is not None:
+        model.make_train_function(force=True)
+
+
+def shortfall_message(wrappers: Any) -> str | None:
+    """One warning naming each wrapper whose schedule could not reach its target, or None.
+
+    Example:
+        >>> shortfall_message([]) is None
+        True
+    """
+    lines = []
+    for wrapper in wrappers:
+        if not wrapper.prunable_weights or not wrapper.criterion.follows_schedule:
+            continue
+        why = schedules.shortfall(wrapper.pruning_schedule, _step(wrapper))
+        if why is None:
+            continue
+        schedule = wrapper.pruning_schedule
+        target = getattr(schedule, "target_sparsity", getattr(schedule, "final_sparsity", 0.0))
+        zeros = sum(float(np.sum(keras.ops.convert_to_numpy(m.value) == 0)) for m in wrapper.masks)
+        size = sum(int(np.prod(m.shape)) for m in wrapper.masks)
+        lines.append(f"'{wrapper.name}' is at {zeros / size:.1%} sparsity, target "
+                     f"{target:.1%}: {why}")
+    if not lines:
+        return None
+    return (f"Pruning did not reach its target in {len(lines)} layer(s): " + "; ".join(lines)
+            + ". To fix: train for more steps, or give the schedule a smaller frequency and "
+            "begin_step/end_step within the steps you train (the first training batch is step "
+            "1; with tfmot's default frequency=100 fewer than 100 batches never prune).")
 
 
 def _step(wrapper: Any) -> int:

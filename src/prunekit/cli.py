@@ -23,6 +23,8 @@ _COMMAND_MODULES = (
     "prunekit.sweep.cli",
     "prunekit.export.cli",
     "prunekit.auto.cli",
+    "prunekit.oneshot.cli",
+    "prunekit.structured.cli",
     "prunekit.demo",
 )
 

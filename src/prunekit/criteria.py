@@ -39,7 +39,7 @@ from keras import ops
 
 from prunekit import masks
 
-GRANULARITIES = ("element", "block", "m_by_n")
+GRANULARITIES = ("element", "block", "m_by_n", "output_channel", "head")
 Stats = Mapping[str, Any] | None
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+from keras import tree
 
 from prunekit import _keras_compat, global_pruning, registry, summary, walk
 from prunekit.summary import SkippedLayer
@@ -74,7 +75,7 @@ def clone_pruned(model: keras.Model, params: dict[str, Any], policy: Any,
             return layer
         return PruneLowMagnitude(layer, **params)
 
-    return keras.models.clone_model(model, clone_function=clone)
+    return clone_graph(model, clone)
 
 
 def prune_graph_model(model: keras.Model, params: dict[str, Any], policy: Any,
@@ -117,4 +118,38 @@ def strip_graph_model(model: keras.Model) -> keras.Model:
             return layer.layer
         return layer  # Other layers, and Operation nodes.
 
-    return keras.models.clone_model(model, clone_function=unwrap)
+    return clone_graph(model, unwrap)
+
+
+def clone_graph(model: keras.Model, clone_function: Any) -> keras.Model:
+    """``keras.models.clone_model`` as tfmot's: same input layer names, and never compiled.
+
+    Keras names a clone's inputs after their tensors (``keras_tensor_3`` for an auto-named
+    ``Input``), so Functional inputs are recreated from their layers' configs; and Keras
+    compiles a clone of a compiled model with a fresh optimizer, while tfmot returns it
+    uncompiled (the model must be compiled again).
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> model.compile(loss="mse")
+        >>> clone_graph(model, lambda layer: layer).compiled, model.compiled
+        (False, True)
+    """
+    inputs = None
+    if walk.is_graph_model(model) and not isinstance(model, keras.Sequential):
+        inputs = _same_inputs(model)
+    return _keras_compat.clone_model_uncompiled(model, clone_function, inputs)
+
+
+def _same_inputs(model: keras.Model) -> Any:
+    """New ``Input`` tensors for ``model.input``, each from its ``InputLayer``'s config."""
+    layers = {id(layer.output): layer for layer in model.layers
+              if isinstance(layer, keras.layers.InputLayer)}
+
+    def recreate(tensor: Any) -> Any:
+        layer = layers.get(id(tensor))
+        if layer is None:
+            return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=tensor.name)
+        return keras.layers.InputLayer.from_config(layer.get_config()).output
+
+    return tree.map_structure(recreate, model.input)

@@ -31,10 +31,16 @@ def keep_count(size: Any, sparsity: Any) -> Any:
     Returns:
         A scalar int32 tensor.
 
+    Raises:
+        ValueError: If ``sparsity`` is a Python number outside [0, 1) (tensors are not checked:
+            they may be traced).
+
     Example:
         >>> int(keep_count(6, 0.25)), int(keep_count(5, 0.5)), int(keep_count(100, 0.9999))
         (4, 2, 1)
     """
+    if isinstance(sparsity, (int, float)) and not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in range [0,1). Received: sparsity={sparsity}")
     density = ops.subtract(ops.cast(1.0, "float32"), ops.cast(sparsity, "float32"))
     kept = ops.round(ops.multiply(ops.cast(size, "float32"), density))
     return ops.cast(ops.maximum(kept, 1.0), "int32")
@@ -238,11 +244,18 @@ def m_by_n_mask(weight: Any, m: int, n: int) -> Any:
     Returns:
         The mask, with ``weight``'s shape and dtype.
 
+    Raises:
+        ValueError: Unless ``m`` and ``n`` are integers with ``1 <= m < n`` (tfmot also
+            rejects ``m >= n``; ``m == n`` would zero everything).
+
     Example:
         >>> w = ops.convert_to_tensor([[.74, .68], [-.89, -.45], [-1.68, 1.24], [.31, -.6]])
         >>> ops.convert_to_numpy(m_by_n_mask(w, 2, 4)).astype(int).tolist()
         [[0, 1], [1, 0], [1, 1], [0, 0]]
     """
+    if not (all(isinstance(v, int) and not isinstance(v, bool) for v in (m, n)) and 1 <= m < n):
+        raise ValueError(f"m_by_n_mask needs integers 1 <= m < n (m zeros in every group of n). "
+                         f"Received: m={m!r}, n={n!r}")
     rows, back = _m_by_n_rows(weight)
     n_rows, length = rows.shape
     pad = -length % n

@@ -46,14 +46,22 @@ def prune_low_magnitude(
     :class:`~prunekit.UpdatePruningStep` callback, then call :func:`strip_pruning` to export.
 
     * A layer returns a ``PruneLowMagnitude`` wrapper (``kwargs`` go to the wrapper).
-    * A list returns a list of wrappers (existing wrappers are kept).
+    * A list returns a list of wrappers (existing wrappers are kept). A layer listed twice
+      gets one wrapper, returned at each of its positions.
     * A Sequential or Functional model returns a clone whose layers are wrapped (shared layers
-      once, nested models recursively); it shares weights with ``to_prune`` and must be
-      compiled again. Keras Operation nodes (``x + y`` on symbolic tensors) are kept as they
+      once, nested models recursively); it shares weights with ``to_prune``, has the same
+      input names, and is **not compiled**, whether ``to_prune`` was or not (as in tfmot):
+      compile it before training. Keras Operation nodes (``x + y`` on symbolic tensors) are kept as they
       are. :func:`prunekit.pruning_report` lists the layers left unpruned by
       ``skip_unsupported``, with the reasons.
     * A subclassed model (built) is pruned **in place** and returned: its layer attributes
-      become wrappers (see :mod:`prunekit.subclassed` for why); compile it again.
+      become wrappers (see :mod:`prunekit.subclassed` for why); it keeps its compilation.
+
+    Already pruned layers (wrappers in a model or list, or a wrapper passed itself) are kept
+    as they are when they were pruned with the settings asked for now (as in tfmot). With
+    other settings -- say the model was pruned to 0.5 and now 0.9 is asked -- this raises
+    instead of silently keeping the old schedule: strip the model with
+    :func:`strip_pruning` first to prune it anew.
 
     Args:
         to_prune: Layer, list of layers, Sequential, Functional or (built) subclassed model.
@@ -71,14 +79,16 @@ def prune_low_magnitude(
             serialized form); default: the one ``block_size``, ``block_pooling_type`` and
             ``sparsity_m_by_n`` describe (magnitude when they are left at their defaults).
             Giving both a criterion and non-default tfmot arguments is an error.
-        **kwargs: Extra wrapper arguments (single layers only), e.g. ``input_shape``.
+        **kwargs: Extra wrapper arguments (single layers only), e.g. ``name``.
 
     Returns:
         The pruned layer, list or model.
 
     Raises:
-        ValueError: For a bad argument, an unsupported layer (named with its path) or an
-            object that is not a layer or model -- before anything is modified.
+        ValueError: For a bad argument, an unsupported layer (named with its path), a wrapper
+            pruned with other settings, or an object that is not a layer or model -- before
+            anything is modified.
+        TypeError: For keyword arguments given with a model or a list (tfmot ignores them).
 
     Example:
         >>> model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(4),
@@ -97,11 +107,21 @@ def prune_low_magnitude(
             f"PolynomialDecay). Received: {type(pruning_schedule).__name__}"
         )
     global_pruning.validate_pruning_scope(pruning_scope, criterion)
+    _validate_policy(pruning_policy)
+    if kwargs and not (isinstance(to_prune, keras.layers.Layer)
+                       and not isinstance(to_prune, keras.Model)):
+        raise TypeError(
+            "prune_low_magnitude takes extra keyword arguments for a single layer only (they "
+            "go to its wrapper); for a model or a list they would be ignored. "
+            f"Received: {', '.join(f'{k}={v!r}' for k, v in kwargs.items())} with "
+            f"to_prune of type {type(to_prune).__name__}"
+        )
     params = {
         "pruning_schedule": pruning_schedule,
         "criterion": criterion,
         "pruning_scope": pruning_scope,
     }
+    _check_already_pruned(to_prune, params)
     if isinstance(to_prune, list):
         return _prune_list(to_prune, params)
     if walk.is_graph_model(to_prune):
@@ -115,6 +135,44 @@ def prune_low_magnitude(
     raise ValueError(_TYPE_ERROR.format(name=type(to_prune).__name__))
 
 
+def _validate_policy(policy: Any) -> None:
+    if policy is None:
+        return
+    if not all(callable(getattr(policy, name, None))
+               for name in ("allow_pruning", "ensure_model_supports_pruning")):
+        raise ValueError(
+            "pruning_policy must be None or a prunekit.PruningPolicy (an object with "
+            "allow_pruning(layer) and ensure_model_supports_pruning(model)), e.g. "
+            f"PruneForLatencyOnXNNPack(). Received: pruning_policy={policy!r}"
+        )
+
+
+def _settings(wrapper: PruneLowMagnitude) -> dict[str, Any]:
+    return {"pruning_schedule": wrapper.pruning_schedule, "criterion": wrapper.criterion,
+            "pruning_scope": wrapper.pruning_scope}
+
+
+def _check_already_pruned(to_prune: Any, params: dict[str, Any]) -> None:
+    """Refuse to keep wrappers whose settings differ from those asked for (see the docs)."""
+    if isinstance(to_prune, list):
+        found = [x for x in to_prune if isinstance(x, PruneLowMagnitude)]
+    elif isinstance(to_prune, keras.layers.Layer):
+        found = list(walk.iter_wrappers(to_prune))
+    else:
+        return
+    for wrapper in found:
+        old = _settings(wrapper)
+        changed = {k: v for k, v in params.items() if old[k] != v}
+        if changed:
+            differences = ", ".join(f"{k}={old[k]!r} (asked {v!r})" for k, v in changed.items())
+            raise ValueError(
+                f"'{wrapper.name}' is already pruned with other settings: {differences}. "
+                "prune_low_magnitude keeps existing wrappers as they are, so the new settings "
+                "would be silently ignored; call prunekit.strip_pruning(model) first to prune "
+                f"it anew. Received: to_prune containing '{wrapper.name}'. Nothing was changed."
+            )
+
+
 def _prune_list(layers: list[Any], params: dict[str, Any]) -> list[Any]:
     for i, layer in enumerate(layers):
         if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model):
@@ -123,6 +181,7 @@ def _prune_list(layers: list[Any], params: dict[str, Any]) -> list[Any]:
         if not isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)):
             if not registry.is_supported(layer):
                 raise registry.unsupported_layer_error(layer)
+    wrapped = {id(x.layer): x for x in layers if isinstance(x, PruneLowMagnitude)}
     result = []
     for layer in layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -130,8 +189,10 @@ def _prune_list(layers: list[Any], params: dict[str, Any]) -> list[Any]:
             result.append(layer)
         elif isinstance(layer, PruneLowMagnitude):
             result.append(layer)
-        else:
-            result.append(PruneLowMagnitude(layer, **params))
+        else:  # A layer listed twice (or with its wrapper) gets one wrapper.
+            if id(layer) not in wrapped:
+                wrapped[id(layer)] = PruneLowMagnitude(layer, **params)
+            result.append(wrapped[id(layer)])
     return result
 
 

@@ -6,13 +6,17 @@ of the weights are zero). Both are computed with ``keras.ops``, so a schedule tr
 ``jax.jit``, ``tf.function`` and runs eagerly under PyTorch.
 
 Semantics follow ``tfmot.sparsity.keras`` exactly (gating, float32 arithmetic, validation order
-and messages), with one deliberate difference: ``PolynomialDecay`` with ``begin_step ==
-end_step`` is rejected instead of returning NaN.
+and messages, and the ``{'class_name': ..., 'config': {...}}`` form ``get_config`` returns).
+Deliberate differences, all rejections of arguments tfmot accepts and then computes nonsense
+with: ``PolynomialDecay`` with ``begin_step == end_step`` (tfmot: NaN) or a ``power`` that is
+not a finite number > 0 (tfmot: sparsities outside [0, 1), NaN or a final sparsity never
+reached), and steps beyond the int32 ``pruning_step`` counter.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 import numbers
 from typing import Any
 
@@ -20,6 +24,7 @@ import keras
 from keras import ops
 
 _PACKAGE = "prunekit"
+INT32_MAX = 2**31 - 1  # The wrapper's pruning_step is an int32 counter.
 
 
 def should_prune_in_step(step: Any, begin_step: int, end_step: int, frequency: int) -> Any:
@@ -56,6 +61,11 @@ def _validate_step(begin_step: Any, end_step: Any, frequency: Any, allow_no_end:
     for name, value in (("begin_step", begin_step), ("end_step", end_step), ("frequency", frequency)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(f"`{name}` must be an integer. Received: {name}={value!r}")
+        if value > INT32_MAX:
+            raise ValueError(
+                f"{name} must be <= {INT32_MAX} (2**31 - 1): the pruning step is an int32 "
+                f"counter. Received: {name}={value}"
+            )
     if begin_step < 0:
         raise ValueError(f"begin_step should be >= 0. Received: begin_step={begin_step}")
     if not allow_no_end and end_step == -1:
@@ -72,6 +82,40 @@ def _validate_step(begin_step: Any, end_step: Any, frequency: Any, allow_no_end:
         raise ValueError(f"frequency should be > 0. Received: frequency={frequency}")
 
 
+def _validate_power(power: Any) -> None:
+    """Accept a finite power > 0: others make the sparsity leave [0, 1) or never reach the end.
+
+    tfmot accepts any number; power -1 gives -0.4 at the midpoint and -inf at the end, power 0
+    never leaves ``initial_sparsity``, NaN gives NaN and inf jumps to ``final_sparsity``.
+    """
+    if isinstance(power, bool) or not isinstance(power, numbers.Real):
+        raise TypeError(f"power must be a number. Received: power={power!r}")
+    if not (math.isfinite(power) and power > 0):
+        raise ValueError(
+            "power must be a finite number > 0 (a negative power makes the sparsity leave "
+            "[0,1), 0 never leaves initial_sparsity, inf jumps to final_sparsity). "
+            f"Received: power={power}"
+        )
+
+
+def constructor_arguments(config: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments in a schedule's config, in tfmot's form or a flat dict.
+
+    tfmot's ``get_config()`` returns ``{'class_name': ..., 'config': {arguments}}``; schedules
+    written for prunekit 0.1.0 return the arguments directly. Both are accepted everywhere.
+
+    Example:
+        >>> constructor_arguments({"class_name": "ConstantSparsity",
+        ...                        "config": {"target_sparsity": 0.5, "begin_step": 0}})
+        {'target_sparsity': 0.5, 'begin_step': 0}
+    """
+    if (isinstance(config, dict) and isinstance(config.get("config"), dict)
+            and "class_name" in config
+            and set(config) <= {"class_name", "config", "module", "registered_name"}):
+        return dict(config["config"])
+    return dict(config)
+
+
 def _validate_sparsity(value: Any, name: str) -> None:
     """Accept only a real number in [0, 1), as tfmot does."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -84,21 +128,25 @@ class PruningSchedule(abc.ABC):
     """Base class of pruning schedules.
 
     Subclasses implement ``__call__(step) -> (should_prune, sparsity)`` with ``keras.ops`` and
-    ``get_config()``; ``from_config`` calls ``cls(**config)``. Register a custom schedule with
-    ``keras.saving.register_keras_serializable`` so pruned models using it load without
-    ``custom_objects``.
+    ``get_config()``. As in tfmot, ``get_config()`` returns ``{'class_name': ..., 'config':
+    {constructor arguments}}`` (a flat dict of the arguments, prunekit 0.1.0's form, is
+    accepted too) and ``from_config`` calls ``cls(**arguments)``. A pruned model using a custom
+    schedule loads with ``keras.saving.load_model(path, custom_objects={"MySchedule":
+    MySchedule})``, or with no ``custom_objects`` once the class is registered with
+    ``keras.saving.register_keras_serializable``.
 
     Example:
-        >>> @keras.saving.register_keras_serializable(package="my_project")
-        ... class EveryStep(PruningSchedule):
+        >>> class EveryStep(PruningSchedule):
         ...     def __init__(self, sparsity):
         ...         self.sparsity = sparsity
         ...     def __call__(self, step):
         ...         return ops.greater_equal(step, 0), ops.convert_to_tensor(self.sparsity, "float32")
         ...     def get_config(self):
-        ...         return {"sparsity": self.sparsity}
+        ...         return {"class_name": "EveryStep", "config": {"sparsity": self.sparsity}}
         >>> float(EveryStep(0.3)(5)[1])
         0.30000001192092896
+        >>> EveryStep.from_config(EveryStep(0.3).get_config()).sparsity
+        0.3
     """
 
     @abc.abstractmethod
@@ -111,18 +159,21 @@ class PruningSchedule(abc.ABC):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PruningSchedule:
-        """Re-create a schedule from ``get_config()``'s output."""
-        return cls(**config)
+        """Re-create a schedule from ``get_config()``'s output (either form)."""
+        return cls(**constructor_arguments(config))
+
+    def _arguments(self) -> dict[str, Any]:
+        return constructor_arguments(self.get_config())
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self._arguments().items())
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
+        return type(self) is type(other) and self._arguments() == other._arguments()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
+        return hash((type(self).__name__, tuple(sorted(self._arguments().items()))))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -160,12 +211,12 @@ class ConstantSparsity(PruningSchedule):
         return should_prune, ops.convert_to_tensor(self.target_sparsity, dtype="float32")
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        return {"class_name": type(self).__name__, "config": {
             "target_sparsity": self.target_sparsity,
             "begin_step": self.begin_step,
             "end_step": self.end_step,
             "frequency": self.frequency,
-        }
+        }}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -188,8 +239,9 @@ class PolynomialDecay(PruningSchedule):
         frequency: Steps between mask updates (> 0).
 
     Raises:
-        ValueError: For steps or sparsities out of range, ``end_step == -1`` or
-            ``begin_step == end_step`` (tfmot returns NaN there).
+        ValueError: For steps or sparsities out of range, ``end_step == -1``,
+            ``begin_step == end_step`` (tfmot returns NaN there) or a ``power`` that is not a
+            finite number > 0.
 
     Example:
         >>> schedule = PolynomialDecay(0.2, 0.8, begin_step=1000, end_step=2000)
@@ -215,8 +267,7 @@ class PolynomialDecay(PruningSchedule):
                 "decay is 0/0 at that step. Use ConstantSparsity(final_sparsity, begin_step, "
                 f"end_step) instead. Received: begin_step={begin_step}, end_step={end_step}"
             )
-        if isinstance(power, bool) or not isinstance(power, numbers.Real):
-            raise TypeError(f"power must be a number. Received: power={power!r}")
+        _validate_power(power)
         self.initial_sparsity = float(initial_sparsity)
         self.final_sparsity = float(final_sparsity)
         self.begin_step = int(begin_step)
@@ -234,43 +285,100 @@ class PolynomialDecay(PruningSchedule):
         return should_prune, ops.cast(sparsity, "float32")
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        return {"class_name": type(self).__name__, "config": {
             "initial_sparsity": self.initial_sparsity,
             "final_sparsity": self.final_sparsity,
             "power": self.power,
             "begin_step": self.begin_step,
             "end_step": self.end_step,
             "frequency": self.frequency,
-        }
+        }}
+
+
+def shortfall(schedule: PruningSchedule, step: int) -> str | None:
+    """Why ``schedule`` has not reached its target after ``step`` training steps, or None.
+
+    Training steps are 1, 2, ..., ``step`` (the first training batch is step 1, as in tfmot).
+    The target is ``target_sparsity`` or ``final_sparsity``; schedules without those
+    attributes and ``begin_step``/``end_step``/``frequency`` are not judged (None).
+
+    Example:
+        >>> shortfall(ConstantSparsity(0.5, 0), 12)[:50]
+        'no mask update happened: the first is at step 100 '
+        >>> shortfall(ConstantSparsity(0.5, 0), 100) is None
+        True
+    """
+    target = getattr(schedule, "target_sparsity", getattr(schedule, "final_sparsity", None))
+    try:
+        begin, end, frequency = (int(schedule.begin_step), int(schedule.end_step),
+                                 int(schedule.frequency))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if target is None:
+        return None
+    start = max(begin, 1)  # Step 0 is never a training step.
+    first = start + (-(start - begin)) % frequency
+    if 0 <= end < first:
+        return (f"it never prunes: no step in 1..end_step={end} is an update step "
+                f"(begin_step={begin} + k * frequency={frequency})")
+    if step < first:
+        return (f"no mask update happened: the first is at step {first} (begin_step={begin}, "
+                f"frequency={frequency}) and training ran {step} step(s)")
+    last = begin + ((min(step, end) if end >= 0 else step) - begin) // frequency * frequency
+    reached = float(ops.convert_to_numpy(schedule(last)[1]))
+    if reached >= target - 1e-3:  # Within a tenth of a percent: rounding, not a shortfall.
+        return None
+    following = last + frequency
+    if 0 <= end < following:
+        return (f"its last update step, {last}, gives {reached:.1%}: end_step={end} is not "
+                f"begin_step={begin} + a multiple of frequency={frequency}")
+    return (f"the last mask update, at step {last}, gave {reached:.1%}; the target comes at "
+            f"end_step={end} and training ran {step} step(s)")
 
 
 def serialize_schedule(schedule: PruningSchedule) -> dict[str, Any]:
-    """Serialize a schedule to Keras's ``{"class_name", "config", ...}`` form.
+    """Serialize a schedule to Keras's ``{"module", "class_name", "config", ...}`` form.
+
+    ``config`` holds the constructor arguments, whichever form the schedule's ``get_config``
+    returns, so that ``keras.saving.deserialize_keras_object`` re-creates it with
+    ``from_config`` -- also for custom schedules written to tfmot's contract.
 
     Example:
-        >>> serialize_schedule(ConstantSparsity(0.5, 0))["class_name"]
-        'ConstantSparsity'
+        >>> serialize_schedule(ConstantSparsity(0.5, 0))["config"]["target_sparsity"]
+        0.5
     """
-    return keras.saving.serialize_keras_object(schedule)
+    config = keras.saving.serialize_keras_object(schedule)
+    config["config"] = constructor_arguments(config["config"])
+    return config
 
 
-def deserialize_schedule(config: Any) -> PruningSchedule:
-    """Inverse of :func:`serialize_schedule`; also accepts a schedule instance.
+def deserialize_schedule(config: Any, custom_objects: dict[str, Any] | None = None
+                         ) -> PruningSchedule:
+    """Inverse of :func:`serialize_schedule`; also reads tfmot's form and schedule instances.
+
+    Args:
+        config: A schedule, Keras's serialized form or tfmot's ``{'class_name', 'config'}``.
+        custom_objects: Custom schedule classes by name (the two built-ins are always known).
+
+    Returns:
+        The schedule.
+
+    Raises:
+        TypeError: If ``config`` does not describe a :class:`PruningSchedule`.
 
     Example:
-        >>> deserialize_schedule(serialize_schedule(ConstantSparsity(0.5, 0)))
+        >>> deserialize_schedule(ConstantSparsity(0.5, 0).get_config())
         ConstantSparsity(target_sparsity=0.5, begin_step=0, end_step=-1, frequency=100)
     """
     if isinstance(config, PruningSchedule):
         return config
-    if isinstance(config, dict) and config.get("class_name") in _BUILTIN:
-        if "registered_name" not in config and "module" not in config:
-            return _BUILTIN[config["class_name"]].from_config(config["config"])
-    schedule = keras.saving.deserialize_keras_object(config)
+    known = {**_BUILTIN, **(custom_objects or {})}
+    schedule = keras.saving.deserialize_keras_object(config, custom_objects=known)
     if not isinstance(schedule, PruningSchedule):
         raise TypeError(
-            "pruning_schedule must deserialize to a PruningSchedule. "
-            f"Received: {type(schedule).__name__}"
+            "pruning_schedule must deserialize to a PruningSchedule (a custom schedule class "
+            "must be passed in custom_objects). "
+            f"Received: pruning_schedule={config!r}"
         )
     return schedule
 

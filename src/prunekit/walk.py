@@ -6,6 +6,8 @@ Everything in prunekit that looks inside a model walks it through this module:
   (callbacks, export, the study, the summary);
 * :func:`iter_layers` -- ``(path, layer)`` for every layer, entering nested models and custom
   blocks (the summary and the report);
+* :func:`all_layers` -- every layer at any depth, built-in layers' parts included (one-shot
+  pruning, which prunes attention's projections inside ``MultiHeadAttention``);
 * :func:`attribute_children` -- the layers a layer holds in its attributes, with the attribute
   path to each (in-place pruning of subclassed models);
 * :func:`producers` / :func:`consumers` -- neighbours in a Functional graph, where Keras
@@ -118,6 +120,26 @@ def iter_layers(layer: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield path, child
         if not isinstance(child, PruneLowMagnitude) and registry.is_custom_container(child):
             yield from iter_layers(child, path + "/")
+
+
+def all_layers(layer: Any, include_self: bool = False) -> list[Any]:
+    """Every layer inside ``layer`` at any depth, each once, in Keras's order.
+
+    Unlike :func:`iter_layers`, this enters every layer, built-in ones included: the query,
+    key and value ``EinsumDense`` layers of a ``MultiHeadAttention`` are listed.
+
+    Args:
+        layer: A model or layer.
+        include_self: List ``layer`` itself first.
+
+    Example:
+        >>> attention = keras.layers.MultiHeadAttention(num_heads=2, key_dim=2, name="mha")
+        >>> _ = attention(keras.Input((3, 4)), keras.Input((3, 4)))
+        >>> [sub.name for sub in all_layers(attention, include_self=True)][:4]
+        ['mha', 'query', 'key', 'value']
+    """
+    nested = _keras_compat.all_sub_layers(layer)
+    return [layer, *(sub for sub in nested if sub is not layer)] if include_self else nested
 
 
 # ------------------------------------------------------------------- attributes (subclassed)

@@ -28,13 +28,15 @@ mask updates and are reset at every epoch end (``UpdatePruningStep``) and by ``s
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any
 
 import keras
 from keras import ops
 
 from prunekit import _backend, _keras_compat, criteria, global_pruning, registry
-from prunekit.schedules import ConstantSparsity, PruningSchedule, deserialize_schedule
+from prunekit.schedules import (ConstantSparsity, PruningSchedule, deserialize_schedule,
+                                serialize_schedule)
 
 MISSING_CALLBACK_MESSAGE = (
     "Prune() wrapper requires the UpdatePruningStep callback to be provided during training. "
@@ -74,8 +76,10 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     The wrapper is called exactly like the layer it wraps -- several inputs and keyword
     arguments included (``MultiHeadAttention``'s ``query, value, key=None, ...``) -- and builds
-    it from all of them. When saved, it writes ``w * mask`` into the pruned weights first, so
-    checkpoints are exactly sparse whatever the callback order (tfmot's are not, tfmot#206).
+    it from all of them. When saved, it stores ``w * mask`` for the pruned weights without
+    changing them, so checkpoints are exactly sparse whatever the callback order (tfmot's are
+    not, tfmot#206) and taking them does not change training. ``pruning_step`` advances once
+    per training forward pass, however often the model calls the wrapper (tfmot: per call).
 
     Example:
         >>> wrapper = PruneLowMagnitude(keras.layers.Dense(3, name="d"))
@@ -117,6 +121,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.masks: list[Any] = []
         self.thresholds: list[Any] = []
         self._step_ready = False  # Set by UpdatePruningStep; see _check_callback.
+        self._failed_without_callback = False
+        self._pass_context: Any = None  # See _first_call_in_forward_pass.
         self.supports_masking = getattr(layer, "supports_masking", False)
         _keras_compat.copy_input_shape(layer, self)  # Lets Sequential build itself.
 
@@ -230,11 +236,29 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         if int(value) < 1:
             if traced:
                 _keras_compat.reattach_jax_state()
+            self._failed_without_callback = True  # UpdatePruningStep then resets train_function.
             raise MissingCallbackError(
                 f"{MISSING_CALLBACK_MESSAGE} (layer '{self.name}' was called with "
                 f"training=True while its pruning_step was {int(value) - 1}; "
                 "UpdatePruningStep.on_train_begin sets it to 0.)"
             )
+
+    def _first_call_in_forward_pass(self) -> bool:
+        """True for the first call of this wrapper in each forward pass of the model.
+
+        A layer used twice in one model is called twice per training batch; the step must
+        advance once per batch (tfmot advances it per call, so such a layer's schedule ran
+        twice as fast). A forward pass is one call of the outermost layer (the model): Keras
+        creates one call context for it, shared by every layer it calls -- in eager mode and
+        while ``tf.function`` traces the training step alike. JAX's trainer runs the model's
+        ``call`` (not ``__call__``) inside one ``StatelessScope`` per step: that scope is then
+        the forward pass.
+        """
+        context = _keras_compat.forward_pass_context(self)
+        if self._pass_context is not None and self._pass_context() is context:
+            return False
+        self._pass_context = weakref.ref(context)  # Do not keep a finished trace alive.
+        return True
 
     def apply_masks(self) -> None:
         """Write ``w * mask`` into every pruned weight (makes the stored weights sparse)."""
@@ -242,21 +266,22 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             weight.assign(ops.multiply(weight.value, ops.cast(mask.value, weight.dtype)))
 
     def save_own_variables(self, store: Any) -> None:
-        """Save mask, threshold and step -- after making the pruned weights exactly sparse.
+        """Save mask, threshold and step; the inner layer's pruned weights are saved masked.
 
-        Keras saves a layer's own variables before its sub-layers, so the inner layer's weights
-        reach the file as ``w * mask``: every checkpoint (``ModelCheckpoint``, ``model.save``,
-        ``save_weights``, at epoch end or after N batches) is exactly sparse. The forward pass
-        already uses ``w * mask``, so this changes no prediction; it only zeroes what pruned
-        weights gained since the last mask update, as ``UpdatePruningStep`` does at epoch end.
+        Keras saves a layer's own variables before its sub-layers. This saves the wrapper's
+        state and arranges for the layers owning the pruned weights, saved next, to write
+        ``w * mask`` in their place: every checkpoint (``ModelCheckpoint``, ``model.save``,
+        ``save_weights``, at epoch end or after N batches) is exactly sparse, and the live
+        weights are left untouched, so saving never changes how training goes on.
         """
-        if self.built:
-            self.apply_masks()
         super().save_own_variables(store)
+        if self.built and self.prunable_weights:
+            _save_masked_on_next_save(self.layer, dict(zip(
+                (id(w) for w in self.prunable_weights), self.masks)))
 
     # ----------------------------------------------------------------------------- call
     def call(self, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
-        if training:
+        if training and self._first_call_in_forward_pass():
             new_step = ops.add(self.pruning_step.value, 1)
             self._check_callback(new_step)
             self.pruning_step.assign(new_step)
@@ -304,7 +329,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({
-            "pruning_schedule": keras.saving.serialize_keras_object(self.pruning_schedule),
+            "pruning_schedule": serialize_schedule(self.pruning_schedule),
             "pruning_scope": self.pruning_scope,
             "criterion": keras.saving.serialize_keras_object(self.criterion),
         })
@@ -315,9 +340,70 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         config = dict(config)
         layer = keras.saving.deserialize_keras_object(config.pop("layer"),
                                                       custom_objects=custom_objects)
-        config["pruning_schedule"] = deserialize_schedule(config["pruning_schedule"])
+        config["pruning_schedule"] = deserialize_schedule(config["pruning_schedule"],
+                                                          custom_objects)
         if isinstance(config.get("criterion"), dict):
             config["criterion"] = keras.saving.deserialize_keras_object(
                 config["criterion"], custom_objects=custom_objects)
         # Configs written by prunekit 0.1.0 hold tfmot's arguments instead of a criterion.
         return cls(layer, **config)
+
+
+class _MaskedStore:
+    """A weights store that writes ``w * mask`` for the pruned variables it is given."""
+
+    def __init__(self, store: Any, masks_by_id: dict[int, Any]) -> None:
+        self._store = store
+        self._masks_by_id = masks_by_id
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        mask = self._masks_by_id.get(id(value))
+        if mask is not None:
+            with _backend.full_precision_scope():
+                value = ops.multiply(value.value, ops.cast(mask.value, value.dtype))
+        self._store[key] = value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class _MaskedSave:
+    """A one-shot ``save_own_variables`` for a layer owning pruned weights.
+
+    Installed on the layer instance by the wrapper's ``save_own_variables``; on the layer's
+    own save, which follows, it removes itself and runs the layer's usual saving through a
+    :class:`_MaskedStore`. Nothing is assigned to any variable.
+    """
+
+    def __init__(self, owner: Any, masks_by_id: dict[int, Any], previous: Any) -> None:
+        self.owner, self.masks_by_id, self.previous = owner, masks_by_id, previous
+
+    def __call__(self, store: Any) -> None:
+        self.restore()
+        self.owner.save_own_variables(_MaskedStore(store, self.masks_by_id))
+
+    def restore(self) -> None:
+        if self.previous is None:
+            self.owner.__dict__.pop("save_own_variables", None)
+        else:
+            self.owner.__dict__["save_own_variables"] = self.previous
+
+
+def _save_masked_on_next_save(layer: Any, masks_by_id: dict[int, Any]) -> None:
+    """Make the next save of each layer that owns a pruned variable write it masked.
+
+    Keras's saving (``keras.src.saving.saving_lib._save_state``) calls a layer's
+    ``save_own_variables(store)`` with its own variables, then visits its sub-layers; the
+    wrapper's inner layer comes right after the wrapper. The layers are patched per instance
+    and each patch removes itself when used.
+    """
+    for owner in [layer, *_keras_compat.all_sub_layers(layer)]:
+        own = {id(v) for v in _keras_compat.own_variables(owner)}
+        owned = {i: m for i, m in masks_by_id.items() if i in own}
+        if not owned:
+            continue
+        previous = owner.__dict__.get("save_own_variables")
+        if isinstance(previous, _MaskedSave):  # Left by a save that failed midway.
+            previous = previous.previous
+        # Set in the instance __dict__: bypasses Keras's attribute tracking.
+        owner.__dict__["save_own_variables"] = _MaskedSave(owner, owned, previous)

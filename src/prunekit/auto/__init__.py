@@ -9,6 +9,7 @@ metric        the budgeted metric, drops, ``--max-drop`` parsing
 scan          the sensitivity scan: one-shot magnitude masks, one layer at a time
 allocate      per-layer sparsities under a budget (greedy on the scan curves)
 run           the end-to-end job: scan, allocate, fine-tune, verify, back off
+structured    ``--structured``: whole units removed, the model rebuilt smaller and timed
 report        ``AutoPruneReport``: results.json, the report page and its plots
 cli           the ``prunekit prune`` command
 ============  ===================================================================================

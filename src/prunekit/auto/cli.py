@@ -5,6 +5,7 @@ created; the folder is always new (``OUT-2``, ``OUT-3``... if ``OUT`` exists) an
 
     pruned.keras    the pruned model, stripped (a plain Keras model with exact zeros)
     pruned.pkz      the same in prunekit's compressed sparse format (float32, exact)
+    shrunk.keras    with --structured: whole units removed, the model rebuilt smaller
     results.json    the report (budget, drops, per-layer sparsities and why, scan, trials)
     report.html     the same as a self-contained page, with the scan's plot
     logs/           TensorBoard logs of every fine-tuning trial (PruningSummaries)
@@ -61,6 +62,8 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     goal.add_argument("--max-drop", metavar="DROP", help="error budget: 1%% (relative to the "
                       "baseline) or 0.01 (in metric units)")
     goal.add_argument("--sparsity", type=float, help="fixed sparsity of every prunable layer")
+    goal.add_argument("--structured", action="store_true", help="with --sparsity: also remove "
+                      "whole units and rebuild the model smaller (shrunk.keras, latency)")
     goal.add_argument("--metric", help="accuracy, mse or mae (default: the model's compiled "
                       "metric or loss)")
     tune = parser.add_argument_group("fine-tuning")
@@ -121,7 +124,8 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     split = data_io.split_data(x, y, val, args.seed, described)
     custom = model_io.load_custom_objects(args.custom_objects) if args.custom_objects else None
     model = model_io.load_model_file(args.model, custom, args.unsafe)
-    check_inputs(model, split, args.metric, args.max_drop, args.sparsity, args.unsafe)
+    check_inputs(model, split, args.metric, args.max_drop, args.sparsity, args.unsafe,
+                 args.structured)
     if test is not None:
         model_io.check_model(model, test[0].astype("float32"), args.unsafe)
         test = (test[0].astype("float32"), test[1])
@@ -129,7 +133,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
             "metric": args.metric, "epochs": args.epochs, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "frequency": args.frequency,
             "max_trials": args.max_trials, "unsafe": args.unsafe, "seed": args.seed,
-            "test": test}
+            "test": test, "structured": args.structured}
 
 
 def save_keras(model: Any, path: str) -> None:
@@ -151,6 +155,9 @@ def write_outputs(folder: str, model: Any, report: Any) -> None:
 
     save_keras(model, os.path.join(folder, "pruned.keras"))
     report.files["model"] = "pruned.keras"
+    if report.shrunk_model is not None:
+        save_keras(report.shrunk_model, os.path.join(folder, "shrunk.keras"))
+        report.files["shrunk"] = "shrunk.keras"
     try:
         save_compressed(model, os.path.join(folder, "pruned.pkz"), weights="float32")
         report.files["pkz"] = "pruned.pkz"
@@ -185,6 +192,6 @@ def prune_command(args: argparse.Namespace) -> int:
                                 verbose=True)
     write_outputs(folder, pruned, report)
     print(report)
-    print(f"wrote {folder}/: pruned.keras, {'pruned.pkz, ' if 'pkz' in report.files else ''}"
-          "results.json, report.html, logs/")
+    written = [report.files[k] for k in ("model", "pkz", "shrunk") if k in report.files]
+    print(f"wrote {folder}/: {', '.join(written)}, results.json, report.html, logs/")
     return 0

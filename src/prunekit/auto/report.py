@@ -97,6 +97,8 @@ class AutoPruneReport:
     test: dict[str, float] | None = None
     wall_time_s: float = 0.0
     files: dict[str, str] = dataclasses.field(default_factory=dict)
+    structured: dict[str, Any] | None = None
+    shrunk_model: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, budget: Any, metric: str, metric_reason: str, baseline: float, value: float,
@@ -129,7 +131,12 @@ class AutoPruneReport:
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-able data (results.json's content, plus ``schema``)."""
-        return {"schema": SCHEMA, **dataclasses.asdict(self)}
+        shrunk, self.shrunk_model = self.shrunk_model, None  # a model is not data
+        try:
+            return {"schema": SCHEMA, **{k: v for k, v in dataclasses.asdict(self).items()
+                                         if k != "shrunk_model"}}
+        finally:
+            self.shrunk_model = shrunk
 
     def __str__(self) -> str:
         head = (f"budget: {self.budget}" if self.budget else "fixed sparsity target")
@@ -141,6 +148,12 @@ class AutoPruneReport:
                  f"({self.params['zeros'] / max(self.params['total'], 1):.1%} zeros)"]
         lines += [f"  {name}: {s:.1%}  ({self.reasons.get(name, '')})"
                   for name, s in self.sparsities.items()]
+        if self.structured:
+            s = self.structured
+            lines.append(f"structured: {s['params_before']:,} -> {s['params_after']:,} "
+                         f"parameters, {self.metric} {s['value']:.5g} (drop {s['drop']:.4g}), "
+                         "latency " + ", ".join(f"batch {b}: {v['speedup']:.2f}x faster"
+                                                for b, v in s["latency_ms"].items()))
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -236,6 +249,15 @@ def report_html(report: AutoPruneReport) -> str:
     figure = figure_html(png_uri(scan_figure(report.scan, report.max_drop, bool(report.relative))),
                          "Sensitivity scan: the drop with one layer pruned one-shot", "scan")
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in report.notes)
+    if report.structured:
+        s = report.structured
+        notes += (f"<h2>Structured (units removed)</h2><p>{s['params_before']:,} -> "
+                  f"{s['params_after']:,} parameters; {html.escape(report.metric)} "
+                  f"{s['value']:.5g} (drop {s['drop']:.4g}) after fine-tuning.</p>"
+                  + _table(["batch", "original ms", "shrunk ms", "speed-up"],
+                           [[b, v["original"], v["shrunk"], v["speedup"]]
+                            for b, v in s["latency_ms"].items()])
+                  + f"<pre>{html.escape(s['layers'])}</pre>")
     method = ("<p>Per-layer sparsities follow the greedy path on the scan (fewest predicted "
               "drop per weight removed); each trial prunes a fresh copy gradually "
               f"(PolynomialDecay over {report.schedule['end_step']} of "

@@ -235,7 +235,7 @@ def _restore_compile(final: Any, model: Any) -> None:
 
 
 def check_inputs(model: Any, data: Any, metric: str | None, max_drop: Any, sparsity: float | None,
-             unsafe: bool) -> tuple[PruneData, Budget, str, int]:
+             unsafe: bool, structured: bool = False) -> tuple[PruneData, Budget, str, int]:
     """Validate everything before any work: the data split, the budget, why that metric and
     the model's number of outputs.
 
@@ -255,6 +255,13 @@ def check_inputs(model: Any, data: Any, metric: str | None, max_drop: Any, spars
         raise AutoPruneError("give exactly one of max_drop (an error budget, --max-drop) and "
                              f"sparsity (a fixed target, --sparsity). Received: "
                              f"max_drop={max_drop!r}, sparsity={sparsity!r}")
+    if structured and sparsity is None:
+        raise AutoPruneError("--structured removes a fixed share of units: give --sparsity "
+                             "(sparsity=) with it, not an error budget.")
+    if structured:
+        from prunekit.auto.structured import check_structured
+
+        check_structured(model)
     if sparsity is not None and not 0 < sparsity < 1:
         raise AutoPruneError(f"sparsity must be in (0, 1). Received: sparsity={sparsity!r}")
     if not isinstance(data, PruneData):
@@ -281,7 +288,7 @@ def auto_prune(model: Any, data: Any, max_drop: str | float | None = None,
                batch_size: int = 32, learning_rate: float | None = None, frequency: int = 100,
                ladder: tuple[float, ...] = scanning.DEFAULT_LADDER, max_trials: int = 6,
                unsafe: bool = False, seed: int = 0, log_dir: str | None = None,
-               test: tuple[np.ndarray, np.ndarray] | None = None,
+               test: tuple[np.ndarray, np.ndarray] | None = None, structured: bool = False,
                verbose: bool = False) -> tuple[Any, AutoPruneReport]:
     """Prune ``model`` as far as an error budget allows, layer by layer (or to a fixed sparsity).
 
@@ -307,6 +314,9 @@ def auto_prune(model: Any, data: Any, max_drop: str | float | None = None,
         seed: Seed of the split and the fine-tuning.
         log_dir: TensorBoard logs (``PruningSummaries``), one folder per trial.
         test: Optional ``(x, y)`` never used for any decision, measured for the report.
+        structured: With ``sparsity``: also remove that share of whole units from a copy
+            (:mod:`prunekit.auto.structured`), fine-tune and time it; the shrunk model is
+            ``report.shrunk_model``, its figures ``report.structured``.
         verbose: Print one line per stage and trial.
 
     Returns:
@@ -327,7 +337,8 @@ def auto_prune(model: Any, data: Any, max_drop: str | float | None = None,
         [0.5, 0.5]
     """
     begun = time.perf_counter()
-    data, budget, why, _ = check_inputs(model, data, metric, max_drop, sparsity, unsafe)
+    data, budget, why, _ = check_inputs(model, data, metric, max_drop, sparsity, unsafe,
+                                        structured)
     ladder = tuple(sorted({*ladder, *([sparsity] if sparsity else [])}))
     if not ladder or not all(0 < s < 1 for s in ladder):
         raise AutoPruneError(f"ladder sparsities must be in (0, 1). Received: ladder={ladder!r}")
@@ -369,6 +380,14 @@ def auto_prune(model: Any, data: Any, max_drop: str | float | None = None,
         schedule={"epochs": epochs, "batch_size": batch_size, "end_step": end_step,
                   "frequency": frequency, "steps": total_steps},
         notes=notes, wall_time_s=time.perf_counter() - begun)
+    if structured:
+        from prunekit.auto.structured import shrink_and_tune
+
+        compile_args = {"loss": _loss(budget, model, data)[0],
+                        "optimizer": _optimizer(model, learning_rate)}
+        report.shrunk_model, report.structured = shrink_and_tune(
+            model, data, sparsity, budget, scan.baseline, compile_args,
+            {"epochs": epochs, "batch_size": batch_size})
     if test is not None:
         x_test, y_test = test
         report.test = {"rows": len(x_test),

@@ -5,7 +5,9 @@ output of ``prunekit.strip_pruning``). From there:
 
 - :func:`save_compressed` / :func:`load_compressed` write and read the ``.pkz`` format:
   architecture plus, per tensor, the nonzero pattern and values, in float32 (exact),
-  float16 or int8; see docs/export.md for the byte layout.
+  float16 or int8; see docs/export.md for the byte layout. Loading is safe on any file: a
+  malformed or hostile one raises :class:`PkzFormatError` (a ``ValueError``) naming the
+  section, within memory proportional to the model the file describes.
 - :func:`model_sizes` measures ``.keras``, zipped ``.keras`` and ``.pkz`` sizes against an
   entropy bound; :func:`reconstruction_error` reports what a weight mode loses.
 - :func:`export_deployable` wraps ``model.export`` (LiteRT, SavedModel, ONNX, ...).
@@ -17,6 +19,7 @@ Example:
     b'\\x89PKZ'
 """
 
+from prunekit.export.container import PkzFormatError
 from prunekit.export.deploy import DEPLOY_FORMATS, DeployedArtifact, export_deployable
 from prunekit.export.format import (
     WEIGHT_MODES,
@@ -42,6 +45,7 @@ __all__ = [
     "DeployedArtifact",
     "Encoded",
     "ModelSizes",
+    "PkzFormatError",
     "binary_entropy",
     "decode_model",
     "dequantize_int8",

@@ -159,11 +159,23 @@ def architecture_json(model: keras.Model, compact: bool = True) -> bytes:
 
 
 def model_from_json_bytes(data: bytes) -> keras.Model:
-    """Rebuild a model from :func:`architecture_json` output.
+    """Rebuild a model from :func:`architecture_json` output, checked as untrusted input.
+
+    The bytes go through the same checks as a file's architecture section
+    (:mod:`prunekit.export.architecture_check`); the variables get their initializers' values.
+
+    Raises:
+        PkzFormatError: the bytes are not an architecture the writer produces.
 
     Example:
         >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
         >>> model_from_json_bytes(architecture_json(model)).count_params()
         8
     """
-    return keras.saving.deserialize_keras_object(json.loads(data.decode("utf-8")))
+    from prunekit.export import architecture_check
+
+    model, created = architecture_check.build_shape_only(
+        architecture_check.parse_architecture(data)
+    )
+    architecture_check.initialize_rest(created, limit=None)
+    return model

@@ -14,8 +14,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from prunekit.export import container, tensors
-from prunekit.export.architecture import architecture_json, model_from_json_bytes
+from prunekit.export import architecture_check, container, tensor_table, tensors
+from prunekit.export.architecture import architecture_json
+from prunekit.export.container import PkzFormatError
 from prunekit.export.io import check_output_path, write_atomic
 
 WEIGHT_MODES = ("float32", "float16", "int8")
@@ -148,41 +149,96 @@ def encode_model(model: keras.Model, weights: str = "float32") -> Encoded:
 
 
 def decode_model(data: bytes) -> keras.Model:
-    """Rebuild a built Keras model from the bytes of a ``.pkz`` file.
+    """Rebuild a built Keras model from the bytes of a ``.pkz`` file; safe on any bytes.
+
+    Every declared size is checked before anything is expanded or allocated, in this order:
+    the section headers and checksums; the architecture (bounded JSON, an allow-list of what
+    the writer produces, built shape-only); the tensor table against the architecture's
+    weights; each stream's declared length against the table. Streams are then decompressed
+    with their declared length as a cap and the tensors decoded straight into the variables,
+    so loading takes memory proportional to the model the file describes.
 
     Raises:
-        ValueError: on a foreign, truncated, corrupted or unsupported file, or one whose
-            tensors do not fit its architecture.
+        PkzFormatError: (a ``ValueError``) on a foreign, truncated, corrupted, oversized or
+            unsupported file, or one whose tensors do not fit its architecture; the message
+            names the section and the problem.
 
     Example:
         >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
         >>> decode_model(encode_model(model).data).count_params()
         10
     """
-    sections = container.read_sections(data, SECTION_NAMES)
+    sections = container.read_sections(data, SECTION_NAMES, _SHUFFLE_BY_KIND)
     for kind in (SECTION_ARCH, SECTION_TENSORS):
         if kind not in sections:
-            raise ValueError(f"Corrupted file: the {SECTION_NAMES[kind]} section is missing.")
-    table = sections[SECTION_TENSORS]
-    count, pos = container.read_uvarint(table, 0, "the tensor count")
-    streams = {name: sections.get(kind, b"") for name, kind in _STREAM_KINDS.items()}
-    arrays = tensors.decode_tensors(table[pos:], count, streams)
-    model = model_from_json_bytes(sections[SECTION_ARCH])
-    variables = model.weights
-    if len(variables) != len(arrays):
-        raise ValueError(
-            f"The file holds {len(arrays)} tensors but its architecture has {len(variables)} "
-            "weights."
+            raise PkzFormatError(f"Corrupted file: the {SECTION_NAMES[kind]} section is missing.")
+    arch = sections[SECTION_ARCH]
+    if arch.raw_len > architecture_check.MAX_ARCHITECTURE_BYTES:
+        raise PkzFormatError(
+            f"Corrupted file: the architecture section declares {arch.raw_len} bytes; at most "
+            f"{architecture_check.MAX_ARCHITECTURE_BYTES} are read."
         )
-    for variable, array in zip(variables, arrays):
-        expected = (tuple(variable.shape), keras.backend.standardize_dtype(variable.dtype))
-        if (array.shape, array.dtype.name) != expected:
-            raise ValueError(
-                f"Tensor for {variable.path!r} is {array.dtype.name}{list(array.shape)}, the "
-                f"architecture expects {expected[1]}{list(expected[0])}."
-            )
-        variable.assign(array)
+    config = architecture_check.parse_architecture(_expand(arch))
+    model, created = architecture_check.build_shape_only(config)
+    variables = model.weights
+    table_section = sections[SECTION_TENSORS]
+    most = 16 + _MAX_RECORD_BYTES * min(len(variables), tensor_table.MAX_TENSORS)
+    if table_section.raw_len > most:
+        raise PkzFormatError(
+            f"Corrupted file: the tensor table declares {table_section.raw_len} bytes; "
+            f"{len(variables)} weights take at most {most}."
+        )
+    records = tensor_table.read_table(_expand(table_section), len(variables))
+    for variable, record in zip(variables, records):
+        _check_fits(variable, record)
+    needs = tensor_table.stream_lengths(records)
+    reader = tensor_table.StreamReader(_expand_streams(sections, needs))
+    filled = set()
+    for variable, record in zip(variables, records):
+        architecture_check.fill_variable(variable, tensor_table.read_tensor(record, reader))
+        filled.add(id(variable))
+    reader.check_consumed()
+    architecture_check.initialize_rest([v for v in created if id(v) not in filled])
     return model
+
+
+_MAX_RECORD_BYTES = 600  # flags, rank, 32 dimensions, nonzero count, dtype name
+_SHUFFLE_BY_KIND = {_STREAM_KINDS[name]: sizes[1:] for name, sizes in _SHUFFLE.items()}
+
+
+def _expand(section: container.Section) -> bytes:
+    return container.decompress(section.codec, section.payload, section.raw_len, section.name)
+
+
+def _check_fits(variable: keras.Variable, record: tensor_table.TensorRecord) -> None:
+    """The record must have the variable's shape, and float32 formats only for float32."""
+    dtype = keras.backend.standardize_dtype(variable.dtype)
+    stored = "float32" if record.fmt != "raw" else record.dtype.name
+    if (record.shape, stored) != (tuple(variable.shape), dtype):
+        raise PkzFormatError(
+            f"Corrupted file: the tensor for {variable.path!r} is {stored}{list(record.shape)}, "
+            f"the architecture expects {dtype}{list(variable.shape)}."
+        )
+
+
+def _expand_streams(
+    sections: dict[int, container.Section], needs: dict[str, tuple[int, int]]
+) -> dict[str, bytes]:
+    """Check each stream's declared length against what the table needs, then decompress it."""
+    streams = {}
+    for name, kind in _STREAM_KINDS.items():
+        low, high = needs[name]
+        section = sections.get(kind)
+        declared = section.raw_len if section is not None else 0
+        if not low <= declared <= high or (section is not None and declared == 0):
+            expected = f"{low}" if low == high else f"{low} to {high}"
+            raise PkzFormatError(
+                f"Corrupted file: the {name} stream holds {declared} bytes, the tensor table "
+                f"needs {expected}."
+            )
+        if section is not None:
+            streams[name] = _expand(section)
+    return streams
 
 
 def save_compressed(
@@ -230,9 +286,15 @@ def save_compressed(
 def load_compressed(path: str | os.PathLike) -> keras.Model:
     """Load a model saved by :func:`save_compressed`; the result is built and ready to predict.
 
+    The file may come from anywhere: every malformed, truncated, oversized or hostile file
+    raises :class:`PkzFormatError`, within memory proportional to the model it describes
+    (see :func:`decode_model` and the limits in docs/export.md).
+
     Raises:
-        ValueError: bad magic, unsupported version, checksum mismatch in a section, truncated
-            or otherwise corrupted file.
+        PkzFormatError: (a ``ValueError``) bad magic, unsupported version, checksum mismatch in
+            a section, a truncated, corrupted or oversized file, or an architecture outside
+            what :func:`save_compressed` writes; the message names the section.
+        OSError: the file cannot be read.
 
     Example:
         >>> import os, tempfile

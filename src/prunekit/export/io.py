@@ -2,8 +2,9 @@
 
 Every file prunekit writes (``.pkz`` files, results tables, reports, run records) goes through
 :func:`write_atomic`: a temporary file beside the target, flushed and fsynced, then renamed into
-place, so a reader never sees half a file and a crash leaves the old one. Output paths are
-checked before any work (:func:`check_output_path`, :func:`check_folder_path`), and run
+place, so a reader never sees half a file and a crash leaves the old one; what Keras writes
+itself (a ``.keras`` file, a KerasHub preset folder) goes through :func:`save_atomic`. Output
+paths are checked before any work (:func:`check_output_path`, :func:`check_folder_path`), and run
 folders are always new (:func:`make_new_folder`).
 """
 
@@ -12,8 +13,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 
@@ -56,6 +59,53 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, overwrite: bool = T
     _fsync_folder(path.parent)
 
 
+def save_atomic(path: str | os.PathLike, save: Callable[[Path], None]) -> None:
+    """Run ``save(tmp)`` for a temporary path beside ``path``, then move it to ``path``.
+
+    For files and folders written by someone else's function (``model.save``,
+    ``save_to_preset``): a reader never sees a half-written result, and an existing ``path`` is
+    never replaced. ``tmp`` has ``path``'s name (Keras checks the ``.keras`` suffix) inside a
+    new hidden folder, removed afterwards whatever happens.
+
+    Args:
+        path: The file or folder to create; its folder must exist.
+        save: Writes the result to the path it is given.
+
+    Raises:
+        FileExistsError: ``path`` exists (checked again just before the move).
+
+    Example:
+        >>> p = Path(tempfile.mkdtemp()) / "notes.txt"
+        >>> save_atomic(p, lambda tmp: tmp.write_text("hi")); p.read_text()
+        'hi'
+        >>> save_atomic(p, lambda tmp: tmp.write_text("again"))
+        Traceback (most recent call last):
+        ...
+        FileExistsError: ... already exists; expected a new path.
+    """
+    path = Path(path)
+    if path.exists():
+        raise _new_path_error(path)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        tmp = folder / path.name
+        save(tmp)
+        if tmp.is_dir():
+            if path.exists():  # rename() would replace an empty folder: check again
+                raise _new_path_error(path)
+            os.rename(tmp, path)
+        else:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            try:
+                _link_no_clobber(str(tmp), path)
+            except FileExistsError:
+                raise _new_path_error(path) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    _fsync_folder(path.parent)
+
+
 def _fsync_folder(folder: Path) -> None:
     """Make a rename durable too, where the platform allows opening a directory."""
     try:
@@ -74,6 +124,10 @@ def _exists_error(path: Path) -> FileExistsError:
     return FileExistsError(
         f"{path} already exists; pass overwrite=True (CLI: --force) to replace it."
     )
+
+
+def _new_path_error(path: Path) -> FileExistsError:
+    return FileExistsError(f"{path} already exists; expected a new path.")
 
 
 def _link_no_clobber(tmp: str, path: Path) -> None:

@@ -128,4 +128,4 @@ def from_storage(fmt: str, stored: np.ndarray, scales: np.ndarray | None) -> np.
     """
     if fmt == "i8":
         return dequantize_int8(stored, scales)
-    return stored.astype(np.float32)
+    return np.ascontiguousarray(stored, np.float32)

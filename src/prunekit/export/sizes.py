@@ -26,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from prunekit.export import tensors
+from prunekit.export import tensor_table, tensors
 from prunekit.export.format import (
     WEIGHT_MODES,
     check_weights_mode,
@@ -328,7 +328,7 @@ def reconstruction_error(model: keras.Model, weights: str = "int8") -> list[dict
     for variable in model.weights:
         array = np.asarray(keras.ops.convert_to_numpy(variable.value))
         record, streams, info = tensors.encode_tensor(array, weights)
-        back = tensors.decode_tensors(record, 1, streams)[0]
+        back = tensor_table.decode_tensors(record, 1, streams)[0]
         if info.fmt == "raw":
             err = np.zeros(array.shape)
         else:

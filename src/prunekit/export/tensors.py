@@ -1,4 +1,4 @@
-"""Encoding of weight tensors: nonzero patterns (bitmask or index deltas) and value streams.
+"""Encoding of weight tensors: nonzero patterns (bitmask, index deltas or N:M) and value streams.
 
 Every tensor becomes one record in the tensor table plus bytes appended to shared streams
 (``pattern``, ``zerosign`` and one value stream per stored dtype), so that similar bytes are
@@ -8,14 +8,15 @@ compressed together. The record says how to read the tensor back; see docs/expor
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
-from prunekit.export import quantize
-from prunekit.export.container import read_uvarint, write_uvarint
+from prunekit.export import nm_patterns, quantize
+from prunekit.export.container import PkzFormatError, write_uvarint
 
-LAYOUT_DENSE, LAYOUT_BITMASK, LAYOUT_DELTA = 0, 1, 2
-LAYOUT_NAMES = ("dense", "bitmask", "delta")
+LAYOUT_DENSE, LAYOUT_BITMASK, LAYOUT_DELTA, LAYOUT_NM = 0, 1, 2, 3
+LAYOUT_NAMES = ("dense", "bitmask", "delta", "n:m")
 FORMATS = ("f32", "f16", "i8", "raw")
 _ZEROSIGN_FLAG, _F32_SCALES_FLAG, _OFFSETS_FLAG = 0x20, 0x40, 0x80
 STREAMS = ("pattern", "zerosign", "f32", "f16", "i8", "raw")
@@ -75,7 +76,13 @@ def encode_varints(values: np.ndarray) -> bytes:
 
 
 def decode_varints(buf: np.ndarray, count: int) -> tuple[np.ndarray, int]:
-    """Decode ``count`` varints from the start of a uint8 array; return ``(values, bytes used)``.
+    """Decode ``count`` varints (at most 9 bytes, 63 bits, each) from the start of a uint8 array.
+
+    Returns:
+        ``(values, bytes used)``.
+
+    Raises:
+        PkzFormatError: ``buf`` ends before ``count`` varints, or one is longer than 9 bytes.
 
     Example:
         >>> decode_varints(np.frombuffer(bytes.fromhex("01ac02"), np.uint8), 2)[0].tolist()
@@ -85,13 +92,13 @@ def decode_varints(buf: np.ndarray, count: int) -> tuple[np.ndarray, int]:
         return np.zeros(0, np.uint64), 0
     ends = np.flatnonzero(buf < 0x80)[:count]
     if len(ends) < count:
-        raise ValueError("Corrupted file: the pattern stream ends inside an index list.")
+        raise PkzFormatError("Corrupted file: the pattern stream ends inside an index list.")
     used = int(ends[-1]) + 1
     starts = np.concatenate(([0], ends[:-1] + 1))
+    if int((ends - starts).max()) > 8:
+        raise PkzFormatError("Corrupted file: an index in the pattern stream is too long.")
     group = np.repeat(np.arange(count), ends - starts + 1)
     offset = np.arange(used) - starts[group]
-    if offset.max() > 9:
-        raise ValueError("Corrupted file: an index in the pattern stream is too long.")
     parts = (buf[:used].astype(np.uint64) & np.uint64(0x7F)) << (
         np.uint64(7) * offset.astype(np.uint64)
     )
@@ -195,11 +202,15 @@ def encode_tensor(array: np.ndarray, mode: str) -> tuple[bytes, dict[str, bytes]
         return record, {"raw": np.ascontiguousarray(array).tobytes()}, info
     fmt, stored, scales = quantize.to_storage(array, mode)
     flat = channel_major(stored)
-    nonzero = flat != 0
-    nnz = int(np.count_nonzero(nonzero))
+    kept = flat != 0  # the positions whose values are stored
+    nnz = int(np.count_nonzero(kept))
     itemsize = flat.dtype.itemsize
-    negzero = np.signbit(flat[~nonzero]) if fmt == "f32" else np.zeros(0, bool)
-    layout, pattern = pattern_bytes(nonzero)
+    layout, pattern = pattern_bytes(kept)
+    n_m = best_n_m(stored != 0, len(pattern) + nnz * itemsize, itemsize)
+    if n_m is not None:
+        slots, pattern = nm_patterns.encode(stored != 0, *n_m)
+        layout, kept = LAYOUT_NM, channel_major(slots)
+    negzero = np.signbit(flat[~kept]) if fmt == "f32" else np.zeros(0, bool)
     sign_bytes = (len(negzero) + 7) // 8 if negzero.any() else 0
     streams: dict[str, bytes] = {}
     flags = FORMATS.index(fmt) << 2
@@ -209,23 +220,60 @@ def encode_tensor(array: np.ndarray, mode: str) -> tuple[bytes, dict[str, bytes]
         streams["f16" if scales.dtype == np.float16 else "f32"] = scales.tobytes()
         flags |= _F32_SCALES_FLAG if scales.dtype == np.float32 else 0
         info.n_scales, info.scale_bits = scales.size, scales.dtype.itemsize * 8
-    if len(pattern) + sign_bytes + nnz * itemsize < flat.size * itemsize:
+    if len(pattern) + sign_bytes + int(kept.sum()) * itemsize < flat.size * itemsize:
         flags |= layout
         streams["pattern"] = pattern
         if sign_bytes:
             flags |= _ZEROSIGN_FLAG
             streams["zerosign"] = np.packbits(negzero).tobytes()
-        values = flat[nonzero]
-        if fmt == "i8":
-            flags, values = _maybe_offset(flags, values, nonzero, stored.shape[-1], streams)
+        values = flat[kept]
+        if fmt == "i8" and values.all():  # an N:M slot may hold a zero: no offsets then
+            flags, values = _maybe_offset(flags, values, kept, stored.shape[-1], streams)
     else:
         layout, info.layout, values = LAYOUT_DENSE, "dense", flat
     streams[fmt] = streams.get(fmt, b"") + values.tobytes()
-    info.values = flat[nonzero]
+    info.values = flat[flat != 0]
     record = bytes([flags]) + shape_bytes
-    if layout != LAYOUT_DENSE:
+    if layout == LAYOUT_NM:
+        record += bytes(n_m)
+    elif layout != LAYOUT_DENSE:
         record += write_uvarint(nnz)
     return record, streams, info
+
+
+def best_n_m(nonzero: np.ndarray, budget: int, itemsize: int) -> tuple[int, int, int] | None:
+    """The cheapest N:M layout of a tensor, if one costs fewer bytes than ``budget``.
+
+    Tries every split of the axes into ``K`` and ``O`` and every group size in
+    :data:`nm_patterns.GROUP_SIZES`, with the smallest ``n`` that holds (at least 1, below ``m``),
+    and counts the packed codes plus the stored values (``n`` per group).
+
+    Args:
+        nonzero: The tensor's nonzero mask, in its shape.
+        budget: Bytes of the other sparse layout (pattern and values), to beat.
+        itemsize: Bytes per stored value.
+
+    Returns:
+        ``(n, m, split)``, or None when no N:M layout is cheaper.
+
+    Example:
+        >>> mask = np.tile([[1], [1], [0], [0]], (2, 3)).astype(bool)  # (8, 3), 2:4 on axis 0
+        >>> best_n_m(mask, budget=3 + 12 * 4, itemsize=4)
+        (2, 4, 1)
+    """
+    best = None
+    for split in range(1, nonzero.ndim):
+        for m in nm_patterns.GROUP_SIZES:
+            if not nm_patterns.fits(nonzero.shape, m, split):
+                continue
+            n = max(nm_patterns.most_per_group(nonzero, m, split), 1)
+            if n >= m:
+                continue
+            groups = nonzero.size // m
+            cost = nm_patterns.packed_length(groups, math.comb(m, n)) + groups * n * itemsize
+            if cost < budget:
+                best, budget = (n, m, split), cost
+    return best
 
 
 def _maybe_offset(
@@ -240,118 +288,3 @@ def _maybe_offset(
         return flags, values
     streams["i8"] = offsets.tobytes()
     return flags | _OFFSETS_FLAG, shifted
-
-
-class _Streams:
-    """Sequential readers over the decoded streams, with clear errors on overrun."""
-
-    def __init__(self, streams: dict[str, bytes]):
-        self._data = {k: np.frombuffer(v, np.uint8) for k, v in streams.items()}
-        self._pos = dict.fromkeys(self._data, 0)
-
-    def take(self, name: str, nbytes: int) -> np.ndarray:
-        data, pos = self._data.get(name, np.zeros(0, np.uint8)), self._pos.get(name, 0)
-        if pos + nbytes > len(data):
-            raise ValueError(
-                f"Corrupted file: stream {name!r} is shorter than the tensor table says."
-            )
-        self._pos[name] = pos + nbytes
-        return data[pos : pos + nbytes]
-
-    def take_varints(self, name: str, count: int) -> np.ndarray:
-        data, pos = self._data.get(name, np.zeros(0, np.uint8)), self._pos.get(name, 0)
-        values, used = decode_varints(data[pos:], count)
-        self._pos[name] = pos + used
-        return values
-
-    def check_consumed(self) -> None:
-        for name, data in self._data.items():
-            if self._pos[name] != len(data):
-                raise ValueError(f"Corrupted file: stream {name!r} has unread bytes.")
-
-
-def _read_pattern(streams: _Streams, layout: int, size: int, nnz: int) -> np.ndarray:
-    if layout == LAYOUT_BITMASK:
-        bits = np.unpackbits(streams.take("pattern", (size + 7) // 8), count=size).astype(bool)
-        if int(bits.sum()) != nnz:
-            raise ValueError("Corrupted file: a bitmask does not match its nonzero count.")
-        return bits
-    positions = np.cumsum(streams.take_varints("pattern", nnz) + np.uint64(1)).astype(np.int64) - 1
-    if nnz and positions[-1] >= size:
-        raise ValueError("Corrupted file: an index list points past the end of its tensor.")
-    mask = np.zeros(size, bool)
-    mask[positions] = True
-    return mask
-
-
-def _read_one(table: bytes, pos: int, streams: _Streams) -> tuple[np.ndarray, int]:
-    flags = table[pos]
-    layout, fmt_id = flags & 0x03, (flags >> 2) & 0x07
-    if layout > LAYOUT_DELTA or fmt_id >= len(FORMATS):
-        raise ValueError(f"Corrupted file: bad tensor record flags {flags:#04x}.")
-    ndim, shape, pos = table[pos + 1], [], pos + 2
-    for _ in range(ndim):
-        dim, pos = read_uvarint(table, pos, "a tensor shape")
-        shape.append(dim)
-    size, fmt = int(np.prod(shape, dtype=np.int64)), FORMATS[fmt_id]
-    if fmt == "raw":
-        n = table[pos]
-        dtype = _numpy_dtype(bytes(table[pos + 1 : pos + 1 + n]).decode("ascii"))
-        raw = streams.take("raw", size * dtype.itemsize)
-        return np.frombuffer(raw.tobytes(), dtype).reshape(shape), pos + 1 + n
-    dtype = {"f32": np.float32, "f16": np.float16, "i8": np.int8}[fmt]
-    scales = None
-    if fmt == "i8":
-        scale_type = np.float32 if flags & _F32_SCALES_FLAG else np.float16
-        nbytes = shape[-1] * np.dtype(scale_type).itemsize
-        stream = "f32" if scale_type is np.float32 else "f16"
-        scales = np.frombuffer(streams.take(stream, nbytes).tobytes(), scale_type)
-    itemsize = np.dtype(dtype).itemsize
-    if layout == LAYOUT_DENSE:
-        flat = np.frombuffer(streams.take(fmt, size * itemsize).tobytes(), dtype).copy()
-    else:
-        nnz, pos = read_uvarint(table, pos, "a nonzero count")
-        mask = _read_pattern(streams, layout, size, nnz)
-        flat = np.zeros(size, dtype)
-        if flags & _ZEROSIGN_FLAG:
-            signs = np.unpackbits(streams.take("zerosign", (size - nnz + 7) // 8), count=size - nnz)
-            flat[~mask] = np.where(signs.astype(bool), -0.0, 0.0)
-        offsets = streams.take("i8", shape[-1]) if flags & _OFFSETS_FLAG else None
-        values = np.frombuffer(streams.take(fmt, nnz * itemsize).tobytes(), dtype)
-        if offsets is not None:
-            channel = np.nonzero(mask.reshape(shape[-1], -1))[0]
-            magnitude = np.abs(values.astype(np.int16)) + offsets[channel]
-            if nnz and (magnitude.max() > 127 or np.any(values == 0)):
-                raise ValueError("Corrupted file: an int8 channel offset overflows.")
-            values = (np.sign(values) * magnitude).astype(np.int8)
-        flat[mask] = values
-    return quantize.from_storage(fmt, from_channel_major(flat, tuple(shape)), scales), pos
-
-
-def decode_tensors(table: bytes, count: int, streams: dict[str, bytes]) -> list[np.ndarray]:
-    """Decode ``count`` tensor records from the table, reading the shared streams in order.
-
-    Example:
-        >>> rec, s, _ = encode_tensor(np.eye(3, dtype=np.float32), "float32")
-        >>> decode_tensors(rec, 1, s)[0].tolist()
-        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
-    """
-    readers, pos, out = _Streams(streams), 0, []
-    for _ in range(count):
-        if pos + 2 > len(table):
-            raise ValueError("Corrupted file: the tensor table is shorter than its count.")
-        array, pos = _read_one(table, pos, readers)
-        out.append(array)
-    if pos != len(table):
-        raise ValueError("Corrupted file: the tensor table has unread bytes.")
-    readers.check_consumed()
-    return out
-
-
-def _numpy_dtype(name: str) -> np.dtype:
-    try:
-        return np.dtype(name)
-    except TypeError:
-        import ml_dtypes  # bfloat16 and friends; a dependency of Keras
-
-        return np.dtype(getattr(ml_dtypes, name))

@@ -10,12 +10,14 @@ import sys
 from typing import Any
 
 _EPILOG = """\
-runs (--runs, letters or names; default a,b,c,d,r):
+runs (--runs, letters or names; default a,b,c,d,r,s):
   a baseline     the article's model, no pruning
   b whole        whole model pruned from scratch, ConstantSparsity(0.5, 0), 1x1 AVG
   c layer        first Dense only, PolynomialDecay(0.2 -> 0.8, steps 1000 -> 2000), 2x3 MAX
   d weights      baseline weights reloaded from .weights.h5, pruned with defaults, stripped
   r recommended  from the trained baseline, hidden layer only, 0 -> 80% then early stopping
+  s structured   from the trained baseline, 0 -> 50% of the hidden units removed gradually
+                 (prunekit.structured), then shrunk to a smaller dense model
   x custom       your pruning flags (defaults: run b's); added automatically when any
                  pruning flag is given
 
@@ -64,7 +66,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
                          help="friedman: the article's regression (MSE); digits: load_digits "
                               "classification (accuracy). Default: friedman.")
     general.add_argument("--runs", default=None, metavar="LIST",
-                         help="comma-separated runs to execute, e.g. a,b,r (default a,b,c,d,r).")
+                         help="comma-separated runs to execute, e.g. a,b,r (default a,b,c,d,r,s).")
     general.add_argument("--epochs", type=int, default=None, metavar="N",
                          help="maximum epochs per run (default 300; 3 with --quick).")
     general.add_argument("--quick", action="store_true",

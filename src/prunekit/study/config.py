@@ -15,12 +15,12 @@ from prunekit.lab.data import DATASET_SHAPES
 from prunekit.lab.models import kernel_shapes
 
 #: Run ids in the order they run, with their one-letter aliases.
-RUN_IDS = ("baseline", "whole", "layer", "weights", "recommended", "custom")
+RUN_IDS = ("baseline", "whole", "layer", "weights", "recommended", "structured", "custom")
 RUN_ALIASES = {"a": "baseline", "b": "whole", "c": "layer", "d": "weights",
-               "r": "recommended", "x": "custom"}
-DEFAULT_RUNS = ("baseline", "whole", "layer", "weights", "recommended")
+               "r": "recommended", "s": "structured", "x": "custom"}
+DEFAULT_RUNS = ("baseline", "whole", "layer", "weights", "recommended", "structured")
 #: Runs that start from the trained baseline's weights (they need run ``baseline``).
-NEEDS_BASELINE = ("weights", "recommended")
+NEEDS_BASELINE = ("weights", "recommended", "structured")
 PRUNE_LAYERS = ("all", "hidden")
 FULL_EPOCHS = 300
 QUICK_EPOCHS = 3
@@ -90,7 +90,7 @@ def parse_runs(text: str) -> tuple[str, ...]:
     Runs that start from the baseline's weights pull in ``baseline``.
 
     Args:
-        text: Comma-separated run ids or their letters (a, b, c, d, r, x).
+        text: Comma-separated run ids or their letters (a, b, c, d, r, s, x).
 
     Returns:
         Run ids, ordered as :data:`RUN_IDS`.
@@ -109,7 +109,7 @@ def parse_runs(text: str) -> tuple[str, ...]:
         if run not in RUN_IDS:
             raise StudyConfigError(
                 f"--runs: unknown run {name!r}; expected some of {', '.join(RUN_IDS)} "
-                f"(or a, b, c, d, r, x). Received: --runs={text!r}"
+                f"(or a, b, c, d, r, s, x). Received: --runs={text!r}"
             )
         chosen.add(run)
     if not chosen:

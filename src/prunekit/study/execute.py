@@ -5,7 +5,7 @@ Run folder layout::
     results.json  results.csv  report.html
     summaries/<letter>-<run>.txt     model summaries (pruned and stripped), parameter counts
     pictures/<letter>-<run>.png      keras.utils.plot_model pictures (needs graphviz + pydot)
-    models/<run>.h5, <run>.zip       saved models and the article's gzipped size (and -stripped)
+    models/<run>.h5, <run>.zip       saved models, the article's gzipped size (-stripped, -shrunk)
     models/baseline.weights.h5       the baseline's weights, reloaded by runs d and r
     logs/<run>/                      TensorBoard event files (tensorboard --logdir logs)
 """
@@ -49,16 +49,24 @@ class StudyOutcome:
     report: str
 
 
-def _callbacks(plan: RunPlan, folder: str, recorder: Any, extra: list[Any]) -> list[Any]:
+#: Timed calls per batch-1 latency figure (after 5 untimed ones), models of ~1,500 parameters.
+LATENCY_REPEATS = 50
+
+
+def _callbacks(plan: RunPlan, model: Any, folder: str, recorder: Any,
+               extra: list[Any]) -> list[Any]:
     import keras
 
     import prunekit
+    from prunekit.structured import prune_structured
 
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=plan.patience,
                                          start_from_epoch=plan.start_from_epoch)
-    logs = prunekit.PruningSummaries(log_dir=os.path.join(folder, "logs", plan.run_id))
+    log_dir = os.path.join(folder, "logs", plan.run_id)
+    if plan.structured is not None:
+        return [prune_structured(model, plan.structured, log_dir=log_dir), stop, recorder] + extra
     steps = [prunekit.UpdatePruningStep()] if plan.pruning else []
-    return steps + [logs, stop, recorder] + extra
+    return steps + [prunekit.PruningSummaries(log_dir=log_dir), stop, recorder] + extra
 
 
 def _write(folder: str, relative: str, text: str) -> str:
@@ -86,15 +94,16 @@ def train_run(plan: RunPlan, config: StudyConfig, data: Dataset, folder: str,
     from prunekit.lab.progress import PruningRecorder
 
     keras.utils.set_random_seed(config.seed)
-    model = models.compile_model(plan.build(), data,
-                                 steps_per_execution=models.steps_per_execution(config.epochs))
+    # Structured pruning zeroes units between batches: one batch per compiled call.
+    per_call = 1 if plan.structured is not None else models.steps_per_execution(config.epochs)
+    model = models.compile_model(plan.build(), data, steps_per_execution=per_call)
     recorder = PruningRecorder()
     title = f"({plan.letter}) {plan.title}"
     extra = [progress.callback(title, config.epochs, recorder)] if progress else []
     start = time.perf_counter()
     history = model.fit(data.x_train, data.y_train, epochs=config.epochs,
                         batch_size=config.batch_size, validation_split=config.validation_split,
-                        callbacks=_callbacks(plan, folder, recorder, extra), verbose=0)
+                        callbacks=_callbacks(plan, model, folder, recorder, extra), verbose=0)
     wall = time.perf_counter() - start
     losses = {k: [float(v) for v in history.history.get(k, [])] for k in ("loss", "val_loss")}
     epochs = len(losses["loss"])
@@ -102,7 +111,22 @@ def train_run(plan: RunPlan, config: StudyConfig, data: Dataset, folder: str,
                        pruning=plan.pruning, metric=data.metric, epochs=epochs,
                        steps=int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
                        wall_time_s=round(wall, 3), history=losses, trace=recorder.trace)
+    if plan.structured is not None:
+        _structured_schedule_record(plan.structured, result)
     return model, result, recorder
+
+
+def _structured_schedule_record(schedule: Any, result: RunResult) -> None:
+    """The structured run's schedule curve and final target (fraction of units removed)."""
+    import keras
+
+    from prunekit.lab.progress import schedule_curve
+
+    steps, values = schedule_curve(schedule, result.steps)
+    result.schedule_curve = {"step": steps, "target": values}
+    final = float(keras.ops.convert_to_numpy(schedule(2**30)[1]))
+    result.structured = {"target": round(final, 6), "reached": abs(values[-1] - final) <= 0.005}
+    result.target_reached = result.structured["reached"]
 
 
 def _schedule_record(model: Any, result: RunResult) -> None:
@@ -155,11 +179,15 @@ def measure_run(model: Any, result: RunResult, data: Dataset,
     problem = models.plot_model(model, os.path.join(folder, picture))
     if problem is None:
         result.files["picture"] = picture
+    final = model
     if not result.pruning:
         result.gz_size = gzipped_size(model, *_paths(folder, name))
         result.int8_size = int8_size(model)
         result.sparsity = kernel_sparsity(model)
         result.params_stripped = result.params
+    elif result.structured is not None:
+        final = _measure_shrunk(model, predictions, result, data, folder)
+        summary += "\n" + models.summary_text(final, "after prunekit.structured.shrink")
     else:
         result.gz_unstripped = gzipped_size(model, *_paths(folder, name))
         stripped = prunekit.strip_pruning(model)
@@ -172,10 +200,53 @@ def measure_run(model: Any, result: RunResult, data: Dataset,
         result.params_stripped = models.count_params(stripped)
         summary += "\n" + models.summary_text(stripped, "after strip_pruning")
         _schedule_record(model, result)
+        final = stripped
+    result.latency_ms = batch1_latency_ms(final)
     result.files.update(summary=_write(folder, os.path.join("summaries", f"{stem}.txt"), summary),
                         model=os.path.join("models", f"{name}{GZIP_FORMAT}"),
                         logs=os.path.join("logs", name))
     return result, problem
+
+
+def _measure_shrunk(model: Any, predictions: np.ndarray, result: RunResult, data: Dataset,
+                    folder: str) -> Any:
+    """Shrink a structured run's masked model; fill the stripped-model fields from the result.
+
+    Returns:
+        The shrunk model (the run's final model).
+    """
+    from prunekit.structured import shrink
+
+    small, report = shrink(model)
+    small_predictions = models.predict(small, data.x_test)
+    result.stripped_metric = score(data, small_predictions)
+    result.predictions_max_abs_diff = float(np.max(np.abs(predictions - small_predictions)))
+    result.gz_unstripped = gzipped_size(model, *_paths(folder, result.run_id))
+    result.gz_size = gzipped_size(small, *_paths(folder, f"{result.run_id}-shrunk"))
+    result.int8_size = int8_size(small)
+    result.sparsity = kernel_sparsity(small)
+    result.params_stripped = models.count_params(small)
+    result.structured = {**(result.structured or {}),
+                         "units": {r.name: [r.units_before, r.units_after]
+                                   for r in report.layers if r.units_before != r.units_after},
+                         "params_ratio": round(report.params_ratio, 4),
+                         "macs_ratio": round(report.macs_ratio, 4)}
+    return small
+
+
+def batch1_latency_ms(model: Any, repeats: int = LATENCY_REPEATS) -> float:
+    """Median milliseconds of one inference call at batch 1 (``measure_latency``).
+
+    Example:
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> batch1_latency_ms(model, repeats=3) > 0
+        True
+    """
+    from prunekit.structured import measure_latency
+
+    seconds = measure_latency([model], (1,), repeats=repeats, warmup=5)[0][1]
+    return round(1000.0 * seconds, 4)
 
 
 def _paths(folder: str, name: str) -> tuple[str, str]:

@@ -12,11 +12,15 @@ weights         d    Baseline weights reloaded from a ``.weights.h5`` file, prun
 recommended     r    How to prune well: from the trained baseline, hidden layer only (the 1-unit
                      output layer stays dense), PolynomialDecay 0->80% over a ramp, early stopping
                      only once the ramp is over.
+structured      s    Whole hidden units removed: from the trained baseline, 0->50 % of the 128 units
+                     zeroed gradually (``prune_structured``, L2 importance), then ``shrink``: a
+                     smaller dense model (64 hidden units), timed against the others.
 custom          x    Your parameters (``--sparsity``, ``--schedule``...; defaults are run b's).
 ==============  ===  ============================================================================
 
 Pruning runs use UpdatePruningStep, PruningSummaries and EarlyStopping(patience=10), as the
-article did.
+article did; the structured run uses the ``StructuredPruning`` callback (it writes its own
+TensorBoard scalar) instead of the first two.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ LETTERS = {run: letter for letter, run in RUN_ALIASES.items()}
 #: The recommended run ramps sparsity up over at most this many epochs.
 RECOMMENDED_RAMP_EPOCHS = 30
 RECOMMENDED_SPARSITY = 0.8
+#: Fraction of the hidden units the structured run removes.
+STRUCTURED_SPARSITY = 0.5
 
 
 @dataclasses.dataclass
@@ -47,6 +53,8 @@ class RunPlan:
         pruning: Pruning parameters for the record, or ``None`` for the baseline.
         patience: EarlyStopping patience (on ``val_loss``).
         start_from_epoch: Epochs before EarlyStopping starts watching.
+        structured: The schedule of a structured run (units removed with
+            ``prunekit.structured.prune_structured``, then the model shrunk), else ``None``.
     """
 
     run_id: str
@@ -56,10 +64,11 @@ class RunPlan:
     pruning: dict[str, Any] | None = None
     patience: int = 10
     start_from_epoch: int = 0
+    structured: Any = None
 
     @property
     def letter(self) -> str:
-        """The run's letter (a, b, c, d, r, x)."""
+        """The run's letter (a, b, c, d, r, s, x)."""
         return LETTERS[self.run_id]
 
 
@@ -171,9 +180,30 @@ def plan_run(run_id: str, config: StudyConfig, data: Dataset, weights_path: str)
                                                   pruning_schedule=schedule),
                        _record(schedule, (1, 1), "AVG", "hidden", "baseline weights"),
                        start_from_epoch=ramp_epochs)
+    if run_id == "structured":
+        return _plan_structured(config, data, weights_path)
     if run_id == "custom":
         return _plan_custom(config, data, weights_path)
     raise ValueError(f"Unknown run. Received: run_id={run_id!r}")
+
+
+def _plan_structured(config: StudyConfig, data: Dataset, weights_path: str) -> RunPlan:
+    import prunekit
+
+    end = recommended_end_step(data, config)
+    schedule = prunekit.PolynomialDecay(0.0, STRUCTURED_SPARSITY, begin_step=0, end_step=end,
+                                        frequency=100)
+    per_epoch = steps_per_epoch(data, config.validation_split, config.batch_size)
+    record = {"schedule": repr(schedule), "granularity": "hidden units (whole)",
+              "importance": "l2", "pruned_layers": "hidden", "start": "baseline weights"}
+    return RunPlan("structured", f"Structured: {STRUCTURED_SPARSITY:.0%} units, shrunk",
+                   "Start from the trained baseline and remove whole hidden units: "
+                   "prunekit.structured.prune_structured zeroes the units of lowest L2 norm "
+                   f"(input column and output row), 0 -> {STRUCTURED_SPARSITY:.0%} by step "
+                   f"{end}; then prunekit.structured.shrink rebuilds a smaller dense model "
+                   "without them, which is what is measured, sized and timed.",
+                   lambda: _from_weights(data, weights_path), record,
+                   start_from_epoch=math.ceil(end / per_epoch), structured=schedule)
 
 
 def _plan_custom(config: StudyConfig, data: Dataset, weights_path: str) -> RunPlan:

@@ -13,7 +13,7 @@ from prunekit.study.results import RunResult
 from prunekit.study.table import columns, has_int8, rows
 
 _COLORS = {"baseline": "#333333", "whole": "#d62728", "layer": "#1f77b4", "weights": "#ff7f0e",
-           "recommended": "#2ca02c", "custom": "#9467bd"}
+           "recommended": "#2ca02c", "structured": "#8c564b", "custom": "#9467bd"}
 
 #: The study's styles, on top of prunekit.lab.html.BASE_CSS.
 _CSS = """
@@ -105,7 +105,7 @@ def plot_sparsity(results: list[RunResult]) -> str | None:
 
 
 def plot_bars(results: list[RunResult], article: dict[str, float] | None) -> str:
-    """Test error (or accuracy) and gzipped sizes of every run, side by side.
+    """Test error (or accuracy), gzipped size and batch-1 latency of every run, side by side.
 
     Example:
         >>> r = RunResult("baseline", "a", "Baseline", "", test_metric=0.02, gz_size=7000)
@@ -114,10 +114,10 @@ def plot_bars(results: list[RunResult], article: dict[str, float] | None) -> str
     """
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(11, 3.8))
+    figure = Figure(figsize=(15, 3.8))
     labels = [f"({r.letter})" for r in results]
     xs = list(range(len(results)))
-    ax = figure.add_subplot(1, 2, 1)
+    ax = figure.add_subplot(1, 3, 1)
     values = [r.test_metric for r in results]
     colors = [_COLORS.get(r.run_id, "gray") for r in results]
     metric = results[0].metric if results else "mse"
@@ -136,7 +136,7 @@ def plot_bars(results: list[RunResult], article: dict[str, float] | None) -> str
     ax.set_xticks(xs, labels)
     ax.set_title("test MSE (lower is better)" if metric == "mse" else "test accuracy", fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
-    ax = figure.add_subplot(1, 2, 2)
+    ax = figure.add_subplot(1, 3, 2)
     width = 0.38
     stripped = [r.gz_size for r in results]
     unstripped = [r.gz_unstripped or 0 for r in results]
@@ -151,8 +151,21 @@ def plot_bars(results: list[RunResult], article: dict[str, float] | None) -> str
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     ax.set_ylim(0, max(unstripped + stripped + [1]) * 1.12)
     ax.grid(True, axis="y", alpha=0.3)
+    _latency_bars(figure.add_subplot(1, 3, 3), results, xs, labels, colors)
     figure.tight_layout()
     return png_uri(figure)
+
+
+def _latency_bars(ax: Any, results: list[RunResult], xs: list[int], labels: list[str],
+                  colors: list[str]) -> None:
+    latency = [r.latency_ms or 0.0 for r in results]
+    ax.bar(xs, latency, color=colors, width=0.6)
+    for x, v in zip(xs, latency):
+        ax.annotate(f"{v:.3f}" if v else "-", (x, v), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(xs, labels)
+    ax.set_title("batch-1 latency (ms, median; final model)", fontsize=10)
+    ax.set_ylim(0, max(latency + [1e-3]) * 1.15)
+    ax.grid(True, axis="y", alpha=0.3)
 
 
 def _table_html(results: list[RunResult], dataset: str) -> str:
@@ -192,16 +205,25 @@ def findings(results: list[RunResult]) -> list[str]:
             else:
                 text += f" ({r.test_metric / base.test_metric:.1f}x the baseline's "
                 text += f"{base.test_metric:.4f})"
-        sparsity = ", ".join(f"{k} {v:.0%}" for k, v in r.sparsity.items())
-        text += f"; kernels zero: {sparsity}; {GZIP_LABEL} {r.gz_unstripped:,} B before "
-        text += f"stripping, {r.gz_size:,} B after"
+        units = (r.structured or {}).get("units")
+        if units:
+            removed = ", ".join(f"{k} {a}->{b} units" for k, (a, b) in units.items())
+            text += f"; shrunk: {removed}; {GZIP_LABEL} {r.gz_unstripped:,} B masked, "
+            text += f"{r.gz_size:,} B shrunk"
+        else:
+            sparsity = ", ".join(f"{k} {v:.0%}" for k, v in r.sparsity.items())
+            text += f"; kernels zero: {sparsity}; {GZIP_LABEL} {r.gz_unstripped:,} B before "
+            text += f"stripping, {r.gz_size:,} B after"
         if base is not None and base.gz_size:
             text += f" ({1 - r.gz_size / base.gz_size:.0%} smaller than the baseline's "
             text += f"{base.gz_size:,} B)"
+        if r.latency_ms and base is not None and base.latency_ms:
+            text += f"; batch-1 latency {r.latency_ms:.3f} ms (baseline {base.latency_ms:.3f} ms)"
         if r.predictions_max_abs_diff is not None:
             same = "identical" if r.predictions_max_abs_diff == 0 else (
                 f"max difference {r.predictions_max_abs_diff:.2g}")
-            text += f"; pruned vs stripped predictions: {same}."
+            final = "shrunk" if units else "stripped"
+            text += f"; pruned vs {final} predictions: {same}."
         lines.append(text)
     return lines
 
@@ -261,8 +283,13 @@ def write_report(folder: str, results: list[RunResult], meta: dict[str, Any],
         "pruned run it is the stripped model. Kernel sparsity: fraction of exact zeros per "
         "Dense kernel after stripping (L1 hidden, L2 output)."
         + (" int8 .pkz: the stripped model in prunekit.export's compressed sparse int8 format."
-           if has_int8(results) else "") + "</p>",
-        figure_html(plot_bars(results, article), "Test error and gzipped size per run", "bars"),
+           if has_int8(results) else "")
+        + " Latency: median of one inference call at batch 1 (the backend's compiled forward "
+        "pass, prunekit.structured.measure_latency) of the final model: the baseline, the "
+        "stripped model, or the shrunk model of the structured run; zeros do not make a dense "
+        "kernel faster, removed units do.</p>",
+        figure_html(plot_bars(results, article),
+                    "Test error, gzipped size and batch-1 latency per run", "bars"),
         "<h2>Training curves</h2>",
         figure_html(plot_curves(results), "Loss per epoch (log scale)", "curves"),
         "<h2>Sparsity during training</h2>",

@@ -17,8 +17,9 @@ class RunResult:
     """What one run produced. Sizes are the article's gzipped size (of the ``.h5`` file), in bytes.
 
     Attributes:
-        run_id: ``baseline``, ``whole``, ``layer``, ``weights``, ``recommended`` or ``custom``.
-        letter: The run's letter (a, b, c, d, r, x).
+        run_id: ``baseline``, ``whole``, ``layer``, ``weights``, ``recommended``,
+            ``structured`` or ``custom``.
+        letter: The run's letter (a, b, c, d, r, s, x).
         title: One-line human title.
         description: What the run does and why.
         pruning: The pruning parameters (schedule, block, pooling, pruned layers), or ``None``.
@@ -42,6 +43,12 @@ class RunResult:
         trace: Per-epoch records ``{"epoch", "step", "sparsity": {layer: s},
             "target": {layer: s}}`` read from the wrappers during training.
         schedule_curve: ``{"step": [...], layer: [...]}``, the schedules' sparsity vs step.
+        latency_ms: Median milliseconds of one inference call at batch 1 of the final model
+            (baseline, stripped, or shrunk for the structured run), timed in the study's process
+            with ``prunekit.structured.measure_latency``.
+        structured: For the structured run: the target fraction of units removed, whether it
+            was reached, ``units`` (layer: [before, after]) and the shrink's parameter and MAC
+            ratios (before / after); ``None`` for the other runs.
         notes: Remarks worth a reader's attention (e.g. a schedule that never fired).
         files: Paths (relative to the run folder) of the summaries, pictures, models and logs.
     """
@@ -69,6 +76,8 @@ class RunResult:
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     trace: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     schedule_curve: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    latency_ms: float | None = None
+    structured: dict[str, Any] | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     files: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -78,7 +87,7 @@ CSV_COLUMNS = (
     "run_id", "letter", "title", "metric", "test_metric", "stripped_metric",
     "predictions_max_abs_diff", "epochs", "steps", "wall_time_s", "params_total",
     "params_trainable", "params_non_trainable", "sparsity", "target_sparsity", "target_reached",
-    "gz_size", "gz_unstripped", "int8_size",
+    "gz_size", "gz_unstripped", "int8_size", "latency_ms",
 )
 
 

@@ -18,6 +18,10 @@ def _fmt_metric(value: float | None, metric: str) -> str:
 
 
 def _fmt_sparsity(result: RunResult) -> str:
+    units = (result.structured or {}).get("units")
+    if units:  # Whole units removed: the kernels are smaller, not sparse.
+        return " / ".join(f"{name} {before}->{after} units"
+                          for name, (before, after) in units.items())
     parts = []
     for i, (layer, value) in enumerate(result.sparsity.items()):
         target = result.target_sparsity.get(layer)
@@ -40,7 +44,8 @@ def columns(metric: str, dataset: str, extra_size: bool = False) -> list[str]:
     if dataset == "friedman":
         cols.append("article MSE")
     cols += ["stripped " + ("MSE" if metric == "mse" else "accuracy"), "kernel sparsity",
-             "params total / trainable", "epochs", "fit time", f"{GZIP_LABEL} (B)",
+             "params total / trainable", "epochs", "fit time", "latency b=1 (ms)",
+             f"{GZIP_LABEL} (B)",
              f"{GZIP_LABEL} unstripped (B)"]
     if extra_size:
         cols.append("int8 .pkz (B)")
@@ -80,6 +85,7 @@ def rows(results: list[RunResult], dataset: str) -> list[list[str]]:
             f"{params.get('total', 0):,} / {params.get('trainable', 0):,}",
             str(r.epochs),
             f"{r.wall_time_s:.1f} s",
+            "-" if r.latency_ms is None else f"{r.latency_ms:.3f}",
             f"{r.gz_size:,}",
             "-" if r.gz_unstripped is None else f"{r.gz_unstripped:,}",
         ]

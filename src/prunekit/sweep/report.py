@@ -205,7 +205,7 @@ def plot_schedules(rows: list[dict[str, Any]], limit: int = 12) -> str | None:
     for i, (schedule, _) in enumerate(list(curves.values())[:limit]):
         xs, ys = schedule_curve(schedule, last)
         name = type(schedule).__name__.replace("Sparsity", "").replace("Decay", "")
-        config = schedule.get_config()
+        config = schedule.get_config()["config"]
         text = (f"{name} {config.get('target_sparsity', config.get('final_sparsity')):.0%} "
                 f"steps {config['begin_step']}..{config['end_step']} every {config['frequency']}")
         ax.step(xs, ys, where="post", lw=1.4, label=text, color=f"C{i % 10}")
