@@ -1,6 +1,6 @@
 """Run every benchmark, one process per backend, and keep the results of each run.
 
-Usage: python benchmarks/run.py [--only overhead|compression|study|sweep|structured|oneshot]
+Usage: python benchmarks/run.py [--only overhead|compression|study|sweep|structured|oneshot|auto]
 
 Results go to benchmarks/results/<timestamp>/ (a new folder each run; nothing is overwritten).
 Backends that are not installed are skipped, and named.
@@ -23,7 +23,8 @@ BACKENDS = ("jax", "tensorflow", "torch")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=None, choices=["overhead", "compression", "study",
-                                                         "sweep", "structured", "oneshot"])
+                                                         "sweep", "structured", "oneshot",
+                                                         "auto"])
     return parser
 
 
@@ -37,7 +38,7 @@ def main(argv=None):
     backends = installed()
     missing = [name for name in BACKENDS if name not in backends]
     if "jax" not in backends and args.only not in ("overhead", "structured"):
-        print("benchmarks/run.py: error: the compression, study, sweep and oneshot benchmarks run "
+        print("benchmarks/run.py: error: the compression, study, sweep, oneshot and auto benchmarks run "
               "on JAX, which is not installed: pip install 'prunekit[jax]'", file=sys.stderr)
         return 2
     out = os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S"))
@@ -64,6 +65,7 @@ def main(argv=None):
         "study": ["--backend", "jax"],
         "sweep": [os.path.join(out, "sweep.json"), "--backend", "jax"],
         "oneshot": [os.path.join(out, "oneshot.json")],
+        "auto": [os.path.join(out, "auto.json"), "--backend", "jax"],
     }
     for name, extra in commands.items():
         if args.only in (None, name):

@@ -10,6 +10,8 @@ Example:
     >>> pruned = prunekit.prune_low_magnitude(model, prunekit.ConstantSparsity(0.5, 0))
 """
 
+from prunekit.auto.report import AutoPruneReport
+from prunekit.auto.run import auto_prune
 from prunekit.callbacks import PruningSummaries, UpdatePruningStep
 from prunekit.criteria import (BlockMagnitudeCriterion, MagnitudeCriterion, MByNCriterion,
                                PruningCriterion)
@@ -27,6 +29,7 @@ from prunekit import sparsity  # noqa: E402  (tfmot-style namespace: prunekit.sp
 from prunekit._version import __version__  # noqa: E402
 
 __all__ = [
+    "AutoPruneReport",
     "BlockMagnitudeCriterion",
     "ConstantSparsity",
     "MByNCriterion",
@@ -43,6 +46,7 @@ __all__ = [
     "PruningSummaries",
     "SkippedLayer",
     "UpdatePruningStep",
+    "auto_prune",
     "block_magnitude_mask",
     "iter_wrappers",
     "keep_count",

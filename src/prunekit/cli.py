@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "prunekit.study.cli",
     "prunekit.sweep.cli",
     "prunekit.export.cli",
+    "prunekit.auto.cli",
     "prunekit.oneshot.cli",
     "prunekit.structured.cli",
     "prunekit.demo",

@@ -243,9 +243,9 @@ def _plain_model(model: keras.Model, stripped: keras.Model | None) -> keras.Mode
     if stripped is not None:
         return stripped
     if pruning_wrappers(model):
-        import prunekit  # the pruning core; only needed for a model that is still wrapped
+        from prunekit import prune  # the pruning core; only needed for a wrapped model
 
-        return prunekit.strip_pruning(model)
+        return prune.strip_pruning(model)
     return model
 
 
