@@ -16,9 +16,10 @@ the file an earlier block wrote (``pruned.keras``). How each shell command is ch
 * Python blocks run in full, except one that starts a Ray cluster: it is compiled and its
   imports run; a block importing ``keras_hub`` is reported as not run where keras-hub (the
   optional ``hub`` extra) is not installed.
-* The files a reader brings along (their model ``model.keras``, calibration data ``cal.npz``,
-  a text file ``notes.txt`` and a KerasHub preset folder ``./my_gpt2_preset``) are made in the
-  folder first, as tiny stand-ins (:func:`user_files`).
+* The files a reader brings along (their models ``model.keras``, ``houses.keras`` and
+  ``classifier.keras``, data ``houses.csv``, ``train.npz``, ``val.npz``, calibration data
+  ``cal.npz``, a text file ``notes.txt`` and a KerasHub preset folder ``./my_gpt2_preset``) are
+  made in the folder first, as tiny stand-ins (:func:`user_files`).
 
 A command of any other kind fails the test, so that a new one gets checked too. The examples in
 ``prunekit study --help`` and ``prunekit sweep --help`` are checked the same way.
@@ -155,6 +156,20 @@ def user_files(folder: Path) -> None:
     model.save(folder / "model.keras")
     np.savez(folder / "cal.npz", x=np.random.default_rng(0).normal(size=(64, 8)).astype("f4"))
     (folder / "notes.txt").write_text("ab a ab c ab ba cab " * 4000, encoding="utf-8")
+    houses = keras.Sequential([keras.Input((3,)), keras.layers.Dense(16, activation="relu"),
+                               keras.layers.Dense(1)])
+    houses.compile(optimizer="adam", loss="mse")
+    houses.save(folder / "houses.keras")
+    (folder / "houses.csv").write_bytes((ROOT / "examples" / "houses.csv").read_bytes())
+    classifier = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="relu"),
+                                   keras.layers.Dense(3, activation="softmax")])
+    classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                       metrics=["accuracy"])
+    classifier.save(folder / "classifier.keras")
+    rng = np.random.default_rng(1)
+    for name, rows in (("train", 240), ("val", 60)):
+        images = rng.normal(size=(rows, 8)).astype("float32")
+        np.savez(folder / f"{name}.npz", images=images, labels=np.argmax(images[:, :3], axis=1))
     if importlib.util.find_spec("keras_hub") is None:
         return
     import keras_hub
