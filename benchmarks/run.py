@@ -1,6 +1,6 @@
 """Run every benchmark, one process per backend, and keep the results of each run.
 
-Usage: python benchmarks/run.py [--only overhead|compression|study|sweep]
+Usage: python benchmarks/run.py [--only overhead|compression|study|sweep|distribution]
 
 Results go to benchmarks/results/<timestamp>/ (a new folder each run; nothing is overwritten).
 """
@@ -20,7 +20,8 @@ BACKENDS = ("jax", "tensorflow", "torch")
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["overhead", "compression", "study", "sweep"], default=None)
+    parser.add_argument("--only", default=None,
+                        choices=["overhead", "compression", "study", "sweep", "distribution"])
     args = parser.parse_args(argv)
     out = os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=False)
@@ -37,6 +38,7 @@ def main(argv=None):
         "compression": [os.path.join(out, "compression.json")],
         "study": ["--backend", "jax"],
         "sweep": [os.path.join(out, "sweep.json"), "--backend", "jax"],
+        "distribution": ["--json", os.path.join(out, "distribution.json")],
     }
     for name, extra in commands.items():
         if args.only in (None, name):

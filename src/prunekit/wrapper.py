@@ -184,9 +184,10 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             self._pruned = tuple(weights)
         with _backend.full_precision_scope():  # The storage dtype, even when built mid-call.
             for weight in weights:
-                self.masks.append(self.add_weight(
-                    name="mask", shape=weight.shape, dtype=MASK_DTYPE,
-                    initializer="ones", trainable=False))
+                mask = self.add_weight(name="mask", shape=weight.shape, dtype=MASK_DTYPE,
+                                       initializer="ones", trainable=False)
+                _keras_compat.lay_out_like(mask, weight)  # Sharded like the weight, if it is.
+                self.masks.append(mask)
                 self.thresholds.append(self.add_weight(
                     name="threshold", shape=(), dtype=weight.dtype,
                     initializer="zeros", trainable=False))
