@@ -116,7 +116,12 @@ class PruningCriterion:
         return ops.equal(step, 1), ops.convert_to_tensor(0.0, "float32")
 
     def update_due(self, schedule: Any, step: int) -> bool | None:
-        """Whether :meth:`schedule_decision` prunes at the concrete ``step``; None if unknown."""
+        """Whether :meth:`schedule_decision` prunes at the concrete ``step``; None if unknown.
+
+        None as well for a criterion that overrides :meth:`schedule_decision`.
+        """
+        if type(self).schedule_decision is not PruningCriterion.schedule_decision:
+            return None
         return schedule.update_due(step) if self.follows_schedule else step == 1
 
     def tfmot_arguments(self) -> dict[str, Any]:
