@@ -1,6 +1,7 @@
 """Run every benchmark, one process per backend, and keep the results of each run.
 
-Usage: python benchmarks/run.py [--only overhead|compression|study|sweep|structured|oneshot|auto]
+Usage: python benchmarks/run.py [--only NAME]
+NAME: overhead, compression, study, sweep, structured, oneshot, auto or distribution.
 
 Results go to benchmarks/results/<timestamp>/ (a new folder each run; nothing is overwritten).
 Backends that are not installed are skipped, and named.
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=None, choices=["overhead", "compression", "study",
                                                          "sweep", "structured", "oneshot",
-                                                         "auto"])
+                                                         "auto", "distribution"])
     return parser
 
 
@@ -38,8 +39,9 @@ def main(argv=None):
     backends = installed()
     missing = [name for name in BACKENDS if name not in backends]
     if "jax" not in backends and args.only not in ("overhead", "structured"):
-        print("benchmarks/run.py: error: the compression, study, sweep, oneshot and auto benchmarks run "
-              "on JAX, which is not installed: pip install 'prunekit[jax]'", file=sys.stderr)
+        print("benchmarks/run.py: error: the compression, study, sweep, oneshot, auto and "
+              "distribution benchmarks run on JAX, which is not installed: "
+              "pip install 'prunekit[jax]'", file=sys.stderr)
         return 2
     out = os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=False)
@@ -66,6 +68,7 @@ def main(argv=None):
         "sweep": [os.path.join(out, "sweep.json"), "--backend", "jax"],
         "oneshot": [os.path.join(out, "oneshot.json")],
         "auto": [os.path.join(out, "auto.json"), "--backend", "jax"],
+        "distribution": ["--json", os.path.join(out, "distribution.json")],
     }
     for name, extra in commands.items():
         if args.only in (None, name):

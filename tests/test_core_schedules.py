@@ -43,6 +43,23 @@ def test_reference_table(step, pd_prune, pd_sparsity, cs_prune):
     assert to_numpy(sparsity).dtype == np.float32
 
 
+@pytest.mark.parametrize("step,pd_prune,pd_sparsity,cs_prune", TABLE)
+def test_update_due_answers_the_reference_table_in_python(step, pd_prune, pd_sparsity, cs_prune):
+    # The eager fast path: the same decisions as tfmot's table, as Python bools.
+    assert PolynomialDecay(0.2, 0.8, begin_step=1000, end_step=2000).update_due(step) is pd_prune
+    assert ConstantSparsity(0.5, 0).update_due(step) is cs_prune
+
+
+def test_update_due_is_unknown_for_schedules_that_decide_themselves():
+    class EveryOther(ConstantSparsity):  # Overrides __call__: its own decision counts.
+        def __call__(self, step):
+            return keras.ops.equal(keras.ops.mod(step, 2), 0), keras.ops.convert_to_tensor(0.5)
+
+    assert EveryOther(0.5, 0).update_due(3) is None
+    assert ConstantSparsity(0.5, 0, 200, 10).update_due(210) is False  # Past end_step.
+    assert ConstantSparsity(0.5, 100, 200, 10).update_due(90) is False  # Before begin_step.
+
+
 def test_polynomial_decay_matches_formula_by_hand():
     pd = PolynomialDecay(0.2, 0.8, 100, 110, power=3, frequency=2)
     for step, expected in [(100, 0.2), (102, 0.4928), (105, 0.725), (110, 0.8)]:

@@ -234,3 +234,18 @@ def test_files_saved_by_prunekit_0_1_0_still_load():
     assert block[::2, ::2].sum() == tfmot_keep_count(16, 0.5)
     m_by_n = np.array(recorded["wrappers"]["prune_low_magnitude_m_by_n"]["mask"])
     assert (m_by_n.reshape(2, 4, 4).sum(axis=1) == 2).all()
+
+
+# ------------------------------------------------------------------------- eager update steps
+def test_update_due_follows_the_schedule_or_step_1():
+    schedule = ConstantSparsity(0.5, 0, frequency=10)
+    assert [MagnitudeCriterion().update_due(schedule, s) for s in (10, 20, 21)] == [
+        True, True, False]
+    assert [MByNCriterion(2, 4).update_due(schedule, s) for s in (1, 2, 10)] == [
+        True, False, False]  # m-by-n: once, at step 1, whatever the schedule.
+
+    class EveryStep(MagnitudeCriterion):  # Decides itself: the eager path must ask it.
+        def schedule_decision(self, schedule, step):
+            return keras.ops.convert_to_tensor(True), keras.ops.convert_to_tensor(0.5)
+
+    assert EveryStep().update_due(schedule, 21) is None

@@ -1,4 +1,4 @@
-"""Mixed precision: masks and thresholds in the variables' (float32) dtype, exact keep counts."""
+"""Mixed precision: thresholds in the variables' (float32) dtype, uint8 masks, exact keep counts."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_masks_in_variable_dtype_and_exact_sparsity(policy, tmp_path):
     for wrapper in wrappers:
         weight = wrapper.prunable_weights[0]
         assert weight.dtype == "float32"
-        assert wrapper.masks[0].dtype == "float32" and wrapper.thresholds[0].dtype == "float32"
+        assert wrapper.masks[0].dtype == "uint8" and wrapper.thresholds[0].dtype == "float32"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 6, 6, 2)).astype("float32")
     optimizer = keras.optimizers.SGD(0.01)
@@ -58,7 +58,7 @@ def test_masks_in_variable_dtype_and_exact_sparsity(policy, tmp_path):
     pruned.save(path)
     loaded = keras.saving.load_model(path)
     assert [w.masks[0].dtype for w in prunekit.iter_wrappers(loaded) if w.masks] == [
-        "float32"] * 3
+        "uint8"] * 3
     stripped = prunekit.strip_pruning(loaded)
     np.testing.assert_allclose(stripped.predict(x, verbose=0), out, rtol=2e-2, atol=2e-2)
 
@@ -89,4 +89,4 @@ def test_m_by_n_under_mixed_precision(policy):
     callback.on_train_begin()
     pruned(np.ones((1, 8), "float32"), training=True)
     mask = to_numpy(pruned.layers[0].masks[0])
-    assert mask.dtype == np.float32 and mask.sum() == 8  # 2 of every 4 inputs, 2 outputs
+    assert mask.dtype == np.uint8 and mask.sum() == 8  # 2 of every 4 inputs, 2 outputs

@@ -103,6 +103,24 @@ def own_variables(layer: Any) -> list[Any]:
     return list(layer._trainable_variables) + list(layer._non_trainable_variables)
 
 
+def lay_out_like(variable: Any, reference: Any) -> None:
+    """Give ``variable`` the sharding layout of ``reference`` (same shape), in place.
+
+    Why: under a ``keras.distribution`` (JAX) a variable's layout is fixed when it is created,
+    from its path (``LayoutMap`` keys are full-match regexes over paths such as
+    ``.*dense/kernel``), and ``add_weight`` takes no layout. A mask, at ``<wrapper>/mask``,
+    would be replicated on every device while the weight it masks is sharded.
+    ``Variable._layout`` is what ``JaxVariable._direct_assign`` distributes values to, so
+    setting it and assigning the value again lays the mask out like its weight. Nothing
+    happens without a distribution (``_layout`` is None). Checked on Keras 3.15.
+    """
+    layout = getattr(reference, "_layout", None)
+    if layout is None or getattr(variable, "_layout", None) is None:
+        return
+    variable._layout = layout
+    variable.assign(variable.value)
+
+
 def torch_sub_modules(layer: Any) -> dict[str, Any]:
     """Sub-modules the Torch backend keeps in ``torch.nn.Module._modules`` instead of ``vars``."""
     return dict(getattr(layer, "_modules", None) or {})
@@ -420,6 +438,8 @@ REQUIRED: tuple[Internal, ...] = (
     Internal("Variable._deferred_initialize/_initializer, global uninitialized_variables",
              "building .pkz models shape-only, then filling each weight from the file",
              lambda: _deferred_check()),
+    Internal("Variable._layout", "masks laid out like their weights (keras.distribution)",
+             _has(lambda: keras.Variable(1.0), "_layout")),
     Internal("Layer._get_call_context", "one pruning step per forward pass",
              _has(_layer, "_get_call_context")),
     Internal("saving: a layer's save_own_variables runs before its sub-layers'",

@@ -115,6 +115,15 @@ class PruningCriterion:
             return schedule(step)
         return ops.equal(step, 1), ops.convert_to_tensor(0.0, "float32")
 
+    def update_due(self, schedule: Any, step: int) -> bool | None:
+        """Whether :meth:`schedule_decision` prunes at the concrete ``step``; None if unknown.
+
+        None as well for a criterion that overrides :meth:`schedule_decision`.
+        """
+        if type(self).schedule_decision is not PruningCriterion.schedule_decision:
+            return None
+        return schedule.update_due(step) if self.follows_schedule else step == 1
+
     def tfmot_arguments(self) -> dict[str, Any]:
         """This criterion as tfmot's wrapper arguments (tfmot's defaults where it has none)."""
         return {"block_size": (1, 1), "block_pooling_type": "AVG", "sparsity_m_by_n": None}

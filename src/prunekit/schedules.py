@@ -56,6 +56,14 @@ def should_prune_in_step(step: Any, begin_step: int, end_step: int, frequency: i
     return is_due
 
 
+def _due_in_python(schedule: Any, owner: type, step: int) -> bool | None:
+    """``should_prune_in_step`` in Python for a built-in schedule whose ``__call__`` is its own."""
+    if type(schedule).__call__ is not owner.__call__:  # A subclass decides differently.
+        return None
+    begin, end = schedule.begin_step, schedule.end_step
+    return begin <= step and (end < 0 or step <= end) and (step - begin) % schedule.frequency == 0
+
+
 def _validate_step(begin_step: Any, end_step: Any, frequency: Any, allow_no_end: bool) -> None:
     """Check steps in tfmot's order, raising ValueError with tfmot's messages."""
     for name, value in (("begin_step", begin_step), ("end_step", end_step), ("frequency", frequency)):
@@ -157,6 +165,14 @@ class PruningSchedule(abc.ABC):
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments as a JSON-able dict."""
 
+    def update_due(self, step: int) -> bool | None:
+        """Whether ``__call__`` says "prune" at the concrete ``step``, answered without tensors.
+
+        Eager backends (PyTorch) ask this first and skip the schedule's and the masks'
+        computation between updates. None (the default) means "unknown: call the schedule".
+        """
+        return None
+
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PruningSchedule:
         """Re-create a schedule from ``get_config()``'s output (either form)."""
@@ -205,6 +221,9 @@ class ConstantSparsity(PruningSchedule):
         self.begin_step = int(begin_step)
         self.end_step = int(end_step)
         self.frequency = int(frequency)
+
+    def update_due(self, step: int) -> bool | None:
+        return _due_in_python(self, ConstantSparsity, step)
 
     def __call__(self, step: Any) -> tuple[Any, Any]:
         should_prune = should_prune_in_step(step, self.begin_step, self.end_step, self.frequency)
@@ -274,6 +293,9 @@ class PolynomialDecay(PruningSchedule):
         self.end_step = int(end_step)
         self.power = power
         self.frequency = int(frequency)
+
+    def update_due(self, step: int) -> bool | None:
+        return _due_in_python(self, PolynomialDecay, step)
 
     def __call__(self, step: Any) -> tuple[Any, Any]:
         should_prune = should_prune_in_step(step, self.begin_step, self.end_step, self.frequency)

@@ -3,7 +3,9 @@
 State (all non-trainable Keras variables, so they are saved, restored and carried through the
 JAX trainer like any other layer state):
 
-* per prunable weight ``w``: ``mask`` (0/1, ``w``'s shape and dtype) and ``threshold`` (scalar,
+* per prunable weight ``w``: ``mask`` (0/1, ``w``'s shape, stored as ``uint8``: one byte per
+  weight in memory and in ``.keras`` files; files saved by prunekit 0.1.0 hold masks in ``w``'s
+  dtype and are converted when loaded) and ``threshold`` (scalar, ``w``'s dtype,
   as the criterion defines it: the lowest kept score for magnitude and global pruning, the
   largest pruned magnitude for m-by-n; files saved by prunekit 0.1.0 hold 999.0 for m-by-n);
 * one ``pruning_step`` (int32, starts at -1; ``UpdatePruningStep`` sets it to 0 and every
@@ -32,11 +34,14 @@ import weakref
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from prunekit import _backend, _keras_compat, criteria, global_pruning, registry
 from prunekit.schedules import (ConstantSparsity, PruningSchedule, deserialize_schedule,
                                 serialize_schedule)
+
+MASK_DTYPE = "uint8"  # One byte per weight; every computation casts it to the weight's dtype.
 
 MISSING_CALLBACK_MESSAGE = (
     "Prune() wrapper requires the UpdatePruningStep callback to be provided during training. "
@@ -179,9 +184,10 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             self._pruned = tuple(weights)
         with _backend.full_precision_scope():  # The storage dtype, even when built mid-call.
             for weight in weights:
-                self.masks.append(self.add_weight(
-                    name="mask", shape=weight.shape, dtype=weight.dtype,
-                    initializer="ones", trainable=False))
+                mask = self.add_weight(name="mask", shape=weight.shape, dtype=MASK_DTYPE,
+                                       initializer="ones", trainable=False)
+                _keras_compat.lay_out_like(mask, weight)  # Sharded like the weight, if it is.
+                self.masks.append(mask)
                 self.thresholds.append(self.add_weight(
                     name="threshold", shape=(), dtype=weight.dtype,
                     initializer="zeros", trainable=False))
@@ -199,7 +205,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     def compute_masks(self, sparsity: Any) -> list[tuple[Any, Any]]:
         """Return the criterion's ``(mask, threshold)`` for every prunable weight at ``sparsity``.
 
-        Masks and thresholds come in the weights' storage dtype.
+        Masks and thresholds come in the weights' storage dtype (the wrapper stores masks as
+        ``MASK_DTYPE``).
         """
         if self.pruning_scope == "global":
             return global_pruning.group_of(self).masks_for(self.prunable_weights, sparsity)
@@ -209,13 +216,20 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     def _schedule_decision(self, step: Any) -> tuple[Any, Any]:
         return self.criterion.schedule_decision(self.pruning_schedule, step)
 
-    def _update_masks(self, step: Any) -> None:
-        should_prune, sparsity = self._schedule_decision(step)
+    def _update_masks(self, step: Any, concrete_step: int | None = None) -> None:
         if not self.prunable_weights:
+            return
+        if concrete_step is not None:  # Eager: off an update step, nothing to compute or write.
+            due = self.criterion.update_due(self.pruning_schedule, concrete_step)
+            if due is False:
+                return
+        should_prune, sparsity = self._schedule_decision(step)
+        if concrete_step is not None and not bool(_backend.concrete_value(should_prune)):
             return
 
         def new_masks() -> tuple[Any, ...]:
-            return tuple(t for pair in self.compute_masks(sparsity) for t in pair)
+            return tuple(value for mask, threshold in self.compute_masks(sparsity)
+                         for value in (ops.cast(mask, MASK_DTYPE), threshold))
 
         def old_masks() -> tuple[Any, ...]:
             return tuple(ops.convert_to_tensor(v.value)
@@ -228,7 +242,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 mask.assign(values[2 * i])
                 threshold.assign(values[2 * i + 1])
 
-    def _check_callback(self, new_step: Any) -> None:
+    def _check_callback(self, new_step: Any) -> int | None:
+        """Refuse a training call without ``UpdatePruningStep``; return the step if concrete."""
         value = _backend.concrete_value(new_step)
         traced = value is None
         if traced:  # Decide from state known outside the trace.
@@ -242,6 +257,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 f"training=True while its pruning_step was {int(value) - 1}; "
                 "UpdatePruningStep.on_train_begin sets it to 0.)"
             )
+        return None if traced else int(value)
 
     def _first_call_in_forward_pass(self) -> bool:
         """True for the first call of this wrapper in each forward pass of the model.
@@ -279,26 +295,44 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             _save_masked_on_next_save(self.layer, dict(zip(
                 (id(w) for w in self.prunable_weights), self.masks)))
 
+    def load_own_variables(self, store: Any) -> None:
+        """Load mask, threshold and step; float masks (prunekit 0.1.0 files) become ``uint8``."""
+        variables = _keras_compat.own_variables(self)
+        mask_keys = {str(i) for i, v in enumerate(variables) if any(v is m for m in self.masks)}
+        super().load_own_variables(_LeanMaskStore(store, mask_keys))
+
     # ----------------------------------------------------------------------------- call
     def call(self, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
         if training and self._first_call_in_forward_pass():
             new_step = ops.add(self.pruning_step.value, 1)
-            self._check_callback(new_step)
+            concrete_step = self._check_callback(new_step)
             self.pruning_step.assign(new_step)
-            self._update_masks(new_step)
+            self._update_masks(new_step, concrete_step)
         if not self.prunable_weights:
             return self.layer(*args, **kwargs)
         return self._call_masked(args, kwargs, bool(training))
 
+    def _inner_variables(self) -> tuple[tuple[Any, Any], ...]:
+        """``(variable, mask or None)`` for each inner variable, in order; computed once.
+
+        The inner layer is built with the wrapper, so its variables are fixed by the first
+        call; ``layer.variables`` walks its sub-layers on every read, which shows per call on
+        eager backends.
+        """
+        cached = self.__dict__.get("_inner_variables_cache")
+        if cached is None:
+            masks = {id(w): m for w, m in zip(self.prunable_weights, self.masks)}
+            cached = tuple((v, masks.get(id(v))) for v in self.layer.variables)
+            # Set in the instance __dict__: bypasses Keras's attribute tracking.
+            self.__dict__["_inner_variables_cache"] = cached
+        return cached
+
     def _call_masked(self, args: tuple[Any, ...], kwargs: dict[str, Any], training: bool) -> Any:
-        pruned = {id(w): (w, m) for w, m in zip(self.prunable_weights, self.masks)}
         mapping = []
-        for variable in self.layer.variables:
+        for variable, mask in self._inner_variables():
             value = _backend.full_precision(variable)  # The inner call autocasts it.
-            if id(variable) in pruned:
-                mask = ops.cast(pruned[id(variable)][1].value, value.dtype)
-                masked = ops.multiply(value, mask)
-                value = value + ops.stop_gradient(masked - value) if training else masked
+            if mask is not None:
+                value = _backend.masked_weight(value, mask.value, straight_through=training)
             mapping.append((variable, value))
         outer = _keras_compat.get_stateless_scope()
         collect = True if outer is None else outer.collect_losses
@@ -306,9 +340,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             outputs = self.layer(*args, **kwargs)
         # Carry out the inner layer's own state updates (e.g. seed generators, statistics).
         with _backend.full_precision_scope():
-            for variable, value in mapping:
+            for (variable, mask), (_, value) in zip(self._inner_variables(), mapping):
                 current = scope.get_current_value(variable)
-                if current is not None and current is not value and id(variable) not in pruned:
+                if current is not None and current is not value and mask is None:
                     variable.assign(current)
         for loss in scope.losses:
             self.add_loss(loss)
@@ -347,6 +381,23 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 config["criterion"], custom_objects=custom_objects)
         # Configs written by prunekit 0.1.0 hold tfmot's arguments instead of a criterion.
         return cls(layer, **config)
+
+
+class _LeanMaskStore:
+    """A weights store that reads the masks it is told about as ``MASK_DTYPE`` (0 or 1)."""
+
+    def __init__(self, store: Any, mask_keys: set[str]) -> None:
+        self._store = store
+        self._mask_keys = mask_keys
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._store[key]
+        if key in self._mask_keys:
+            value = (np.asarray(value) != 0).astype(MASK_DTYPE)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 class _MaskedStore:
