@@ -16,6 +16,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# tests/data holds files and the scripts that wrote them once: never collected (importing a
+# script would run it and rewrite the file a test reads).
+collect_ignore = ["data"]
+
 BACKEND = keras.backend.backend()
 
 

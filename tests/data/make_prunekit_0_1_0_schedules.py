@@ -31,17 +31,22 @@ class TfmotStyle(EveryStep):
         return {"class_name": type(self).__name__, "config": {"sparsity": self.sparsity}}
 
 
-keras.utils.set_random_seed(0)
-L = keras.layers
-model = keras.Sequential([
-    keras.Input((6,)),
-    PruneLowMagnitude(L.Dense(5, name="a"), ConstantSparsity(0.5, 0, 7, 1)),
-    PruneLowMagnitude(L.Dense(4, name="b"), PolynomialDecay(0.1, 0.6, 0, 10, power=2, frequency=1)),
-    PruneLowMagnitude(L.Dense(4, name="c"), EveryStep(0.25)),
-    PruneLowMagnitude(L.Dense(2, name="d"), TfmotStyle(0.75)),
-])
-model.compile(keras.optimizers.SGD(0.1), "mse")
-rng = np.random.default_rng(0)
-model.fit(rng.normal(size=(12, 6)), rng.normal(size=(12, 2)), batch_size=4, epochs=1,
-          verbose=0, callbacks=[prunekit.UpdatePruningStep()])
-model.save("tests/data/prunekit-0.1.0-schedules.keras")
+def main():
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((6,)),
+        PruneLowMagnitude(L.Dense(5, name="a"), ConstantSparsity(0.5, 0, 7, 1)),
+        PruneLowMagnitude(L.Dense(4, name="b"), PolynomialDecay(0.1, 0.6, 0, 10, power=2, frequency=1)),
+        PruneLowMagnitude(L.Dense(4, name="c"), EveryStep(0.25)),
+        PruneLowMagnitude(L.Dense(2, name="d"), TfmotStyle(0.75)),
+    ])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    rng = np.random.default_rng(0)
+    model.fit(rng.normal(size=(12, 6)), rng.normal(size=(12, 2)), batch_size=4, epochs=1,
+              verbose=0, callbacks=[prunekit.UpdatePruningStep()])
+    model.save("tests/data/prunekit-0.1.0-schedules.keras")
+
+
+if __name__ == "__main__":
+    main()
