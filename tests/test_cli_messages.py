@@ -80,6 +80,17 @@ def _cases(d):
         (["sweep", "--quick", "--out", str(blocker)], "sweep",
          f"--out {blocker}: {blocker} is a file"),
         (["sweep", "--workers", "-1"], "sweep", "--workers must be >= 0"),
+        (["sweep", "--distribution", "model-parallel"], "sweep",
+         "argument --distribution: invalid choice: 'model-parallel'"),
+        (["study", "--distribution", "nope"], "study",
+         "argument --distribution: invalid choice: 'nope'"),
+        *([] if keras.backend.backend() == "jax" else [
+            (["study", "--runs", "a", "--distribution", "data-parallel", "--out", str(d / "s")],
+             "study", "--distribution data-parallel runs on JAX only. Received: backend "
+             f"{keras.backend.backend()}"),
+            (["sweep", "--quick", "--distribution", "data-parallel", "--out", str(d / "s")],
+             "sweep", "--distribution data-parallel runs on JAX only. Received: backend "
+             f"{keras.backend.backend()}")]),
         (["export", missing, "-o", str(d / "o.pkz")], "export", f"No such model file: {missing}"),
         (["export", str(blocker), "-o", str(blocker)], "export", f"{blocker} already exists"),
         (["export", missing], "export", "the following arguments are required: -o/--output"),
@@ -118,6 +129,7 @@ def test_every_usage_error_is_one_line_and_exits_2(long_dir, narrow, monkeypatch
         _assert_one_error_line(err, command, fragment)
     assert (long_dir / "a-file").read_text() == "not a folder"  # nothing was overwritten
     assert sorted(p.name for p in (long_dir / "full").iterdir()) == ["notes.txt"]
+    assert not (long_dir / "s").exists()  # refused before any folder was made
 
 
 def test_status_lines_are_not_wrapped(narrow, monkeypatch, capsys):
@@ -143,3 +155,17 @@ def test_real_entry_point_in_a_subprocess(long_dir, columns):
     assert done.returncode == 2, done.stderr
     _assert_one_error_line(done.stderr, "sweep", f"--resume {long_dir}: no sweep.json there; "
                            "expected a sweep folder.")
+
+
+def test_distribution_refused_off_jax_through_the_entry_point(long_dir):
+    src = os.path.dirname(os.path.abspath(prunekit_cli.__file__))
+    env = dict(os.environ, COLUMNS=NARROW, PYTHONPATH=src, TF_CPP_MIN_LOG_LEVEL="3")
+    command = "import sys, prunekit_cli; sys.exit(prunekit_cli.main())"
+    done = subprocess.run([sys.executable, "-c", command, "sweep", "--backend", "torch",
+                           "--quick", "--distribution", "data-parallel", "--out",
+                           str(long_dir / "s")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    _assert_one_error_line(done.stderr, "sweep", "--distribution data-parallel runs on JAX "
+                           "only. Received: backend torch")
+    assert not (long_dir / "s").exists()

@@ -129,6 +129,46 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_distribution_argument(parser: Any) -> None:
+    """Add the shared ``--distribution`` option (``study``, ``sweep``) to a parser or group.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_distribution_argument(parser)
+        >>> parser.parse_args(["--distribution", "data-parallel"]).distribution
+        'data-parallel'
+    """
+    from prunekit.lab.devices import DISTRIBUTIONS
+
+    parser.add_argument(
+        "--distribution", choices=DISTRIBUTIONS, default=None,
+        help="train on every local device: data-parallel splits each batch over them "
+             "(keras.distribution; JAX only).")
+
+
+def start_distribution(command: str, name: str | None) -> None:
+    """Set ``--distribution`` for the models this process builds; say on stderr over how many
+    devices.
+
+    Args:
+        command: The sub-command, for the status line (``prunekit <command>: ...``).
+        name: ``None`` (nothing is done) or one of ``prunekit.lab.devices.DISTRIBUTIONS``.
+
+    Raises:
+        ValueError: On a backend other than JAX (nothing is changed).
+
+    Example:
+        >>> start_distribution("study", None)
+    """
+    if name is None:
+        return
+    from prunekit.lab.devices import use_distribution
+
+    devices = use_distribution(name)
+    where = f"{devices} devices" if devices > 1 else "1 device (the only one: nothing is split)"
+    print(f"prunekit {command}: --distribution {name} on {where}", file=sys.stderr, flush=True)
+
+
 def _use_backend(args: argparse.Namespace) -> None:
     """Set ``KERAS_BACKEND`` for the command before Keras is imported; say so if picked here.
 

@@ -9,6 +9,7 @@ models        the article's model: build, compile, predict, plain copy, summary 
 sizes         kernel sparsity, zero and weight counts, the int8 ``.pkz`` size
 html          the reports' page shell and figures embedded as ``data:`` URIs
 progress      live progress on the terminal, the pruning recorder, schedule curves
+devices       ``--distribution``: the study and the sweep on every local device
 ============  ===================================================================================
 
 The article's gzipped size is :func:`prunekit.export.sizes.gzipped_size`, and files are written

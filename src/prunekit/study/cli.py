@@ -52,7 +52,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
         >>> parser.parse_args(["study", "--quick"]).quick
         True
     """
-    from prunekit.cli import add_backend_argument
+    from prunekit.cli import add_backend_argument, add_distribution_argument
     from prunekit.lab.choices import DATASETS, POOLINGS, SCHEDULES
     from prunekit.study.config import PRUNE_LAYERS
 
@@ -79,6 +79,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
                               "exists, -2, -3... is appended.")
     general.add_argument("--quiet", action="store_true", help="no progress lines or table.")
     add_backend_argument(general)
+    add_distribution_argument(general)
     pruning = parser.add_argument_group("custom run (x)")
     pruning.add_argument("--sparsity", type=float, metavar="S",
                          help="target sparsity in [0, 1) (0.5).")
@@ -169,8 +170,11 @@ def run_study_command(args: argparse.Namespace) -> int:
         >>> run_study_command(parser.parse_args(["study", "--epochs", "0"]))  # doctest: +SKIP
         2
     """
-    from prunekit.cli import print_error
+    import keras
+
+    from prunekit.cli import print_error, start_distribution
     from prunekit.export.io import check_folder_path
+    from prunekit.lab.devices import check_distribution
     from prunekit.study.config import StudyConfigError
 
     try:
@@ -178,9 +182,11 @@ def run_study_command(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         if args.out is not None:
             check_folder_path(args.out)
+        check_distribution(args.distribution, keras.backend.backend())
     except (StudyConfigError, ValueError) as error:
         print_error("study", error)
         return 2
+    start_distribution("study", args.distribution)
     from rich.console import Console
     from rich.markup import escape
 

@@ -258,10 +258,13 @@ def study_meta(config: StudyConfig, data: Dataset, folder: str) -> dict[str, Any
     """The setup recorded in results.json and shown at the top of the report."""
     import keras
 
+    from prunekit.lab.devices import devices_in_use
+
     return {
         "dataset": data.name, "data": data.description, "task": data.task,
         "metric": data.metric, "n_train": len(data.x_train), "n_test": len(data.x_test),
-        "backend": keras.backend.backend(), "keras": keras.__version__, "seed": config.seed,
+        "backend": keras.backend.backend(), "keras": keras.__version__,
+        "devices": devices_in_use(), "seed": config.seed,
         "epochs": config.epochs, "quick": config.quick, "runs": list(config.runs),
         "batch_size": config.batch_size, "validation_split": config.validation_split,
         "custom": dataclasses.asdict(config.custom) if "custom" in config.runs else None,

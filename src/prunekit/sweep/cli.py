@@ -25,6 +25,7 @@ examples:
                  --block-size 1x1,2x2 --layers first
   prunekit sweep --resume sweeps/first          # finish an interrupted sweep
   prunekit sweep --config examples/sweep.toml --ray auto  # runs as tasks on a Ray cluster
+  prunekit sweep --quick --distribution data-parallel  # every run on all local devices (JAX)
 """
 
 #: Flags that define the sweep (not allowed with --resume, which reads them from the folder).
@@ -48,7 +49,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
         >>> parser.parse_args(["sweep", "--sparsity", "0.5,0.8"]).sparsity
         '0.5,0.8'
     """
-    from prunekit.cli import add_backend_argument
+    from prunekit.cli import add_backend_argument, add_distribution_argument
     from prunekit.lab.choices import DATASETS, TASKS
     from prunekit.sweep.results import SIZE_COLUMNS
 
@@ -102,6 +103,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="list the runs, train nothing.")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table.")
     add_backend_argument(run)
+    add_distribution_argument(run)
     parser.set_defaults(func=sweep_command)
     return parser
 
@@ -189,7 +191,10 @@ def sweep_command(args: argparse.Namespace) -> int:
     """
     from rich.console import Console
 
-    from prunekit.cli import one_line, print_error, set_interrupt_note
+    import keras
+
+    from prunekit.cli import one_line, print_error, set_interrupt_note, start_distribution
+    from prunekit.lab.devices import check_distribution
     from prunekit.sweep.execute import plan_sweep, run_sweep
     from prunekit.sweep.grid import SweepError
 
@@ -199,6 +204,10 @@ def sweep_command(args: argparse.Namespace) -> int:
         _check_run_options(args)
         spec, out = _spec(args)
         _check_run_options(args)  # again: the TOML file may have given --workers or --ray
+        try:
+            check_distribution(args.distribution, keras.backend.backend())
+        except ValueError as error:
+            raise SweepError(str(error)) from None
         if args.dry_run:
             _, runs = plan_sweep(spec)
             _print_runs(runs, Console())
@@ -206,9 +215,11 @@ def sweep_command(args: argparse.Namespace) -> int:
             return 0
         out = out or os.path.join("sweeps", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
         set_interrupt_note(f"finished runs are kept; resume with `prunekit sweep --resume {out}`")
+        start_distribution("sweep", args.distribution)
         outcome = run_sweep(spec, out, workers=args.workers, ray=args.ray,
                             max_runs=args.max_runs, pareto_size=args.pareto_size,
-                            verbose=not args.quiet, console=console)
+                            verbose=not args.quiet, console=console,
+                            distribution=args.distribution)
     except SweepError as error:
         print_error("sweep", error)
         return 2

@@ -8,8 +8,12 @@ layout is described in :mod:`prunekit.sweep.folder`.
 
 Local runs use a ``ProcessPoolExecutor`` with the ``spawn`` start method; each worker gets
 ``KERAS_BACKEND`` and thread limits (OpenMP, XLA, TensorFlow) in its environment before it
-imports Keras, so that ``workers x threads`` does not exceed the cores. With ``ray=...`` the
-same runs are submitted as Ray tasks instead (``pip install ray``).
+imports Keras, so that ``workers x threads`` does not exceed the cores. Workers stay up for the
+whole sweep: each imports Keras and prunekit once (the pool's initializer), keeps the loaded data,
+and runs one run after another. On JAX they share a persistent compilation cache,
+``<out>/.jax-cache``: a program one worker compiled is read from disk by the others (and by a
+resumed sweep). With ``ray=...`` the same runs are submitted as Ray tasks instead
+(``pip install ray``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ from prunekit.sweep.grid import RunParams, SweepError, expand_grid
 from prunekit.sweep.spec import SweepSpec, spec_from_dict
 
 _DATA_CACHE: dict[str, Any] = {}
+#: The ``--distribution`` this process was prepared with (see :func:`prepare_worker`).
+_PREPARED: list[str | None] = []
+#: The sweep folder's JAX compilation cache.
+JAX_CACHE = ".jax-cache"
 
 
 @dataclasses.dataclass
@@ -79,12 +87,20 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def worker_env(backend: str, threads: int) -> dict[str, str]:
+def worker_env(backend: str, threads: int, jax_cache: str | None = None) -> dict[str, str]:
     """Environment of a worker: its Keras backend and at most ``threads`` compute threads.
+
+    Args:
+        backend: The Keras backend.
+        threads: Compute threads per worker.
+        jax_cache: On JAX, a folder for JAX's persistent compilation cache, shared by the
+            workers; every program is cached, however small or quick to compile.
 
     Example:
         >>> worker_env("jax", 1)["OMP_NUM_THREADS"]
         '1'
+        >>> worker_env("jax", 1, "s/.jax-cache")["JAX_COMPILATION_CACHE_DIR"]
+        's/.jax-cache'
     """
     n = str(max(1, threads))
     env = {"KERAS_BACKEND": backend, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n,
@@ -94,6 +110,11 @@ def worker_env(backend: str, threads: int) -> dict[str, str]:
         xla = os.environ.get("XLA_FLAGS", "")
         env["XLA_FLAGS"] = (xla + " --xla_cpu_multi_thread_eigen=false "
                             "intra_op_parallelism_threads=1").strip()
+    if backend == "jax" and jax_cache:
+        # Read by JAX when it is imported (jax.config's environment defaults).
+        env.update({"JAX_COMPILATION_CACHE_DIR": jax_cache,
+                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"})
     return env
 
 
@@ -112,12 +133,35 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def execute_run(params: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+def prepare_worker(distribution: str | None = None) -> None:
+    """Import Keras and prunekit and set the distribution, once per process.
+
+    Args:
+        distribution: ``None`` or ``"data-parallel"`` (every local device; JAX).
+
+    Example:
+        >>> prepare_worker()
+    """
+    if _PREPARED:
+        return
+    import keras  # noqa: F401 - imported once, here, not in the first run
+
+    import prunekit  # noqa: F401
+    from prunekit.lab.devices import use_distribution
+
+    use_distribution(distribution)
+    _PREPARED.append(distribution)
+
+
+def execute_run(params: dict[str, Any], spec: dict[str, Any],
+                distribution: str | None = None) -> dict[str, Any]:
     """Run one sweep run in this process (the body of a worker or Ray task).
 
     Args:
         params: ``RunParams.as_dict()``.
         spec: ``SweepSpec.to_dict()``.
+        distribution: ``None`` or ``"data-parallel"``, set in this process before its first
+            run (see :func:`prepare_worker`).
 
     Returns:
         The run's record (see :func:`prunekit.sweep.run.run_one`).
@@ -130,6 +174,7 @@ def execute_run(params: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     from prunekit.sweep.run import run_one
     from prunekit.sweep.spec import load_data
 
+    prepare_worker(distribution)
     sweep = spec_from_dict(spec)
     data_id = json.dumps([sweep.dataset, sweep.data, sweep.target, sweep.task])
     if data_id not in _DATA_CACHE:
@@ -143,13 +188,15 @@ Result = tuple[RunParams, "dict[str, Any] | None", "str | None"]
 
 
 def _local_runs(pending: list[RunParams], spec: SweepSpec, workers: int,
-                env: dict[str, str]) -> Iterator[Result]:
+                env: dict[str, str], distribution: str | None) -> Iterator[Result]:
     context = multiprocessing.get_context("spawn")
     with _environment(env):
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                      initializer=_ignore_ctrl_c)
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_start_worker,
+            initargs=(distribution,))
         try:
-            futures = {pool.submit(execute_run, p.as_dict(), spec.to_dict()): p for p in pending}
+            futures = {pool.submit(execute_run, p.as_dict(), spec.to_dict(), distribution): p
+                       for p in pending}
             for future in concurrent.futures.as_completed(futures):
                 try:
                     yield futures[future], future.result(), None
@@ -162,10 +209,12 @@ def _local_runs(pending: list[RunParams], spec: SweepSpec, workers: int,
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _ignore_ctrl_c() -> None:
+def _start_worker(distribution: str | None) -> None:
     """Worker initializer: Ctrl-C reaches the whole process group, but only the parent acts
-    on it (it records what finished and ends the workers), so workers print no tracebacks."""
+    on it (it records what finished and ends the workers), so workers print no tracebacks.
+    Then the worker warms up: Keras, prunekit and the distribution, once for all its runs."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prepare_worker(distribution)
 
 
 def _end_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
@@ -209,7 +258,7 @@ def check_ray_installed() -> None:
 
 
 def _ray_runs(pending: list[RunParams], spec: SweepSpec, address: str,
-              env: dict[str, str], workers: int) -> Iterator[Result]:
+              env: dict[str, str], workers: int, distribution: str | None) -> Iterator[Result]:
     import ray
 
     started = not ray.is_initialized()
@@ -226,7 +275,7 @@ def _ray_runs(pending: list[RunParams], spec: SweepSpec, address: str,
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(execute_run)
         options = task.options(runtime_env={"env_vars": env})
-        refs = {options.remote(p.as_dict(), spec.to_dict()): p for p in pending}
+        refs = {options.remote(p.as_dict(), spec.to_dict(), distribution): p for p in pending}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:
@@ -263,7 +312,8 @@ def plan_sweep(spec: SweepSpec) -> tuple[Any, list[RunParams]]:
 
 def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | None = None,
               max_runs: int | None = None, pareto_size: str = "gz_bytes",
-              verbose: bool = False, console: Any = None) -> SweepOutcome:
+              verbose: bool = False, console: Any = None,
+              distribution: str | None = None) -> SweepOutcome:
     """Run every run of the grid not yet recorded in ``out``; write the tables and the report.
 
     Args:
@@ -279,13 +329,16 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
             ``nonzeros``.
         verbose: Draw a progress bar (runs done, ETA) on ``console``.
         console: A ``rich.console.Console`` (default: a new one).
+        distribution: ``"data-parallel"`` to train every run on all local devices
+            (``keras.distribution.DataParallel``; JAX only), set in each worker before its
+            first run (with ``workers=0``: in this process, for good).
 
     Returns:
         The :class:`SweepOutcome`.
 
     Raises:
-        SweepError: For an invalid grid, unusable data or a folder with other settings --
-            before anything is trained.
+        SweepError: For an invalid grid, a ``distribution`` this backend cannot run, unusable
+            data or a folder with other settings -- before anything is trained.
 
     Example:
         >>> from prunekit.sweep.spec import make_spec
@@ -295,6 +348,7 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
     """
     import keras
 
+    from prunekit.lab.devices import check_distribution, use_distribution
     from prunekit.lab.progress import RunsProgress
     from prunekit.sweep.grid import describe
     from prunekit.sweep.results import SIZE_COLUMNS, write_outputs
@@ -305,6 +359,10 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
     if ray:
         check_ray_installed()
     backend = keras.backend.backend()
+    try:
+        check_distribution(distribution, backend)
+    except ValueError as error:
+        raise SweepError(str(error)) from None
     data, runs = plan_sweep(spec)
     check_folder(out, fingerprint(spec, backend))
     os.makedirs(out, exist_ok=True)
@@ -316,16 +374,18 @@ def run_sweep(spec: SweepSpec, out: str, workers: int | None = None, ray: str | 
     pending = todo if max_runs is None else todo[:max(0, max_runs)]
     inline = workers == 0 and not ray
     workers = max(1, min(workers or default_workers(), len(pending) or 1))
-    env = worker_env(backend, max(1, default_workers() // workers))
+    env = worker_env(backend, max(1, default_workers() // workers),
+                     os.path.abspath(os.path.join(out, JAX_CACHE)))
     failed: list[tuple[RunParams, str]] = []
     with RunsProgress("sweep", len(runs), len(runs) - len(todo), verbose, console) as progress:
         if pending:
             if ray:
-                results = _ray_runs(pending, spec, ray, env, workers)
+                results = _ray_runs(pending, spec, ray, env, workers, distribution)
             elif inline:
+                use_distribution(distribution)
                 results = _inline_runs(pending, spec)
             else:
-                results = _local_runs(pending, spec, workers, env)
+                results = _local_runs(pending, spec, workers, env, distribution)
             with contextlib.closing(results):  # an interrupt ends the workers at once
                 for params, record, error in results:
                     if record is not None:

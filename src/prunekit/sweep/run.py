@@ -151,7 +151,8 @@ def run_one(params: RunParams, spec: SweepSpec, data: Dataset) -> dict[str, Any]
     Returns:
         A flat dict: ``key``, ``seed``, every parameter, ``metric``, ``test_metric``,
         ``error`` (MSE, or 1 - accuracy), the :func:`measure` figures, ``train_time_s``,
-        ``steps``, final losses, ``notes``, ``backend`` and ``finished``.
+        ``steps``, final losses, ``notes``, ``backend``, ``devices`` (of the Keras
+        distribution, else 1), ``pid`` (the worker process) and ``finished``.
 
     Example:
         >>> from prunekit.sweep.grid import dense_run
@@ -164,10 +165,11 @@ def run_one(params: RunParams, spec: SweepSpec, data: Dataset) -> dict[str, Any]
     import keras
 
     import prunekit
+    from prunekit.lab.devices import devices_in_use, fresh_session
     from prunekit.lab.models import compile_model, predict
 
     start = time.perf_counter()
-    keras.backend.clear_session()  # runs share a worker process: start each from scratch
+    fresh_session()  # runs share a worker process: start each from scratch
     seed = run_seed(spec.seed, params)
     keras.utils.set_random_seed(seed)
     model = compile_model(build_run_model(params, data), data, spec.learning_rate)
@@ -186,7 +188,7 @@ def run_one(params: RunParams, spec: SweepSpec, data: Dataset) -> dict[str, Any]
             "run_time_s": round(time.perf_counter() - start, 3), "epochs": spec.epochs,
             "steps": steps, "loss": _last(history, "loss"), "val_loss": _last(history, "val_loss"),
             "notes": run_notes(params, steps, sizes["achieved_sparsity"]),
-            "backend": keras.backend.backend(), "pid": os.getpid(),
+            "backend": keras.backend.backend(), "devices": devices_in_use(), "pid": os.getpid(),
             "finished": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
