@@ -25,7 +25,7 @@ examples:
                  --block-size 1x1,2x2 --layers first
   prunekit sweep --resume sweeps/first          # finish an interrupted sweep
   prunekit sweep --config examples/sweep.toml --ray auto  # runs as tasks on a Ray cluster
-  prunekit sweep --quick --distribution data-parallel  # every run on all local devices (JAX)
+  prunekit sweep --quick --backend jax --distribution data-parallel  # each run on every device
 """
 
 #: Flags that define the sweep (not allowed with --resume, which reads them from the folder).
