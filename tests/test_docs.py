@@ -14,7 +14,8 @@ the file an earlier block wrote (``pruned.keras``). How each shell command is ch
   ``benchmarks/run.py`` arguments are parsed by its parser (the benchmarks take minutes).
 * A TOML block must be the example file it names (``examples/sweep.toml``), and valid.
 * Python blocks run in full, except one that starts a Ray cluster: it is compiled and its
-  imports run; a block importing ``keras_hub`` is reported as not run where keras-hub (the
+  imports run; a block that sets a ``keras.distribution`` device mesh runs on JAX in a
+  subprocess with 4 simulated CPU devices (reported as not run on other backends); a block importing ``keras_hub`` is reported as not run where keras-hub (the
   optional ``hub`` extra) is not installed.
 * The files a reader brings along (their models ``model.keras``, ``houses.keras`` and
   ``classifier.keras``, data ``houses.csv``, ``train.npz``, ``val.npz``, calibration data
@@ -125,6 +126,8 @@ def check_shell(words: list[str]) -> str:
 
 
 def check_python(text: str, namespace: dict) -> str:
+    if "keras.distribution.DeviceMesh(" in text:
+        return check_distributed(text)
     if "import keras_hub" in text and importlib.util.find_spec("keras_hub") is None:
         return "not run: keras-hub is not installed"
     if "ray.init(" in text:
@@ -135,6 +138,19 @@ def check_python(text: str, namespace: dict) -> str:
         return "compiled, imports run"
     exec(compile(text, "<docs block>", "exec"), namespace)  # noqa: S102 - the docs' own code
     return "ran"
+
+
+def check_distributed(text: str) -> str:
+    """A block that sets a device mesh: run on JAX with 4 simulated CPU devices, in a subprocess
+    (the distribution would otherwise stay set for the tests that follow)."""
+    if keras.backend.backend() != "jax":
+        return "not run: keras.distribution blocks run on JAX"
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(SRC),
+               XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    done = subprocess.run([sys.executable, "-c", text], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, f"distributed block failed:\n{done.stdout}{done.stderr}"
+    return "ran on 4 simulated devices"
 
 
 def check_toml(text: str) -> str:
