@@ -220,7 +220,9 @@ def sweep_command(args: argparse.Namespace) -> int:
                             max_runs=args.max_runs, pareto_size=args.pareto_size,
                             verbose=not args.quiet, console=console,
                             distribution=args.distribution)
+        set_interrupt_note("")  # Finished: an interrupt now has nothing to resume.
     except SweepError as error:
+        set_interrupt_note("")
         print_error("sweep", error)
         return 2
 
