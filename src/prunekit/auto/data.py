@@ -23,6 +23,8 @@ import os
 
 import numpy as np
 
+from prunekit.lab.data import is_number
+
 #: Fraction of the rows held out for the scan and the budget check when no validation file is given.
 VAL_FRACTION = 0.2
 #: Fewest rows each of the training and validation parts may have.
@@ -108,7 +110,7 @@ def read_csv(path: str, target: str | None = None) -> tuple[np.ndarray, np.ndarr
         raise AutoPruneError(f"{path} is empty{' but for its header' if rows else ''}: expected "
                              "a header row of column names, then one row per sample.")
     header = [name.strip() for name in rows[0]]
-    if all(_is_number(name) for name in header):
+    if all(is_number(name) for name in header):
         raise AutoPruneError(f"{path}: the first row looks like data; expected a header row "
                              f"of column names. Received: {', '.join(header[:4])}")
     target = header[-1] if target is None else target
@@ -127,13 +129,6 @@ def read_csv(path: str, target: str | None = None) -> tuple[np.ndarray, np.ndarr
     table = np.asarray(values, dtype="float64")
     return np.delete(table, t, axis=1), table[:, t]
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_npz(path: str, x_key: str | None = None,

@@ -168,7 +168,7 @@ def _read_csv(path: str, target: str | None, task: str) -> tuple[np.ndarray, np.
     if not rows:
         raise DataError(f"{path} is empty: expected a header row of column names, then data.")
     header = [name.strip() for name in rows[0]]
-    if all(_is_number(name) for name in header):
+    if all(is_number(name) for name in header):
         raise DataError(f"{path}: the first row ({', '.join(header[:4])}...) looks like data; "
                         "expected a header row of column names.")
     if len(header) < 2:
@@ -208,7 +208,13 @@ def _not_utf8(path: str) -> str:
     return f"{path}: not UTF-8 text; expected a UTF-8 CSV file."
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether a CSV cell reads as a number (a first row of numbers is data, not a header).
+
+    Example:
+        >>> is_number("1e-3"), is_number("price")
+        (True, False)
+    """
     try:
         float(text)
     except ValueError:
